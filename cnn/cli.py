@@ -1,0 +1,287 @@
+"""Command line over the same core as the app: `python -m cnn --help`.
+
+Progress goes to stderr; with --json the last line of stdout is one JSON object. Bad input
+exits with code 2 and one readable line, a failed run with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cnn import config, datasets, runs
+from cnn.errors import CnnError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.data_dir:
+        os.environ[datasets.DATA_DIR_ENV] = str(args.data_dir)
+    try:
+        return args.handler(args)
+    except CnnError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--runs-dir", type=Path, default=None,
+                        help="where runs live (default: $CNN_RUNS_DIR, else ./runs)")
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="where datasets are looked for first (default: $CNN_DATA_DIR)")
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON object as the last line of stdout")
+
+    parser = argparse.ArgumentParser(prog="python -m cnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("datasets", parents=[common], help="list the datasets and where they are")
+    p.set_defaults(handler=cmd_datasets)
+
+    p = sub.add_parser("train", parents=[common], help="train a network (waits until done)")
+    p.add_argument("--dataset", default=datasets.DEFAULT_DATASET, help="a name from `datasets`")
+    p.add_argument("--preset", default=config.DEFAULT_PRESET, choices=list(config.PRESETS))
+    p.add_argument("--config", type=Path, help="a JSON file of hyperparameters (over the preset)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--optimizer", choices=config.OPTIMIZERS)
+    p.add_argument("--train-size", type=int, help="train on this many images only")
+    p.add_argument("--validation-split", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=config.PRECISIONS)
+    p.add_argument("--detach", action="store_true",
+                   help="queue the run and return at once (follow it with `runs`)")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("runs", parents=[common], help="list the runs, newest first")
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("stop", parents=[common], help="stop a run after its current batch")
+    p.add_argument("run_id")
+    p.set_defaults(handler=cmd_stop)
+
+    p = sub.add_parser("set-lr", parents=[common], help="change a running run's learning rate")
+    p.add_argument("run_id")
+    p.add_argument("learning_rate", type=float)
+    p.set_defaults(handler=cmd_set_lr)
+
+    p = sub.add_parser("evaluate", parents=[common], help="test-set metrics of a run")
+    p.add_argument("run_id")
+    p.add_argument("--recompute", action="store_true",
+                   help="evaluate the saved model again instead of reading the stored result")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", parents=[common], help="classify image files with a run's model")
+    p.add_argument("run_id")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--top-k", type=int, default=3)
+    p.set_defaults(handler=cmd_predict)
+    return parser
+
+
+def _emit(args, payload: dict[str, Any], text: str) -> None:
+    print(json.dumps(payload) if args.json else text)
+
+
+def cmd_datasets(args) -> int:
+    rows = []
+    for name, info in datasets.DATASETS.items():
+        where = datasets.locate(name)
+        rows.append({"name": name, "title": info.title, "image_shape": list(info.image_shape),
+                     "classes": info.num_classes, "train": info.train_size,
+                     "test": info.test_size, "on_disk": where is not None,
+                     "path": str(where) if where else None})
+    text = "\n".join(
+        f"{r['name']:<14} {r['title']:<14} {'×'.join(map(str, r['image_shape'])):<8} "
+        f"{r['classes']:>3} classes {r['train']:>6} train {r['test']:>6} test  "
+        + (f"on disk: {r['path']}" if r["on_disk"] else "not downloaded")
+        for r in rows)
+    _emit(args, {"datasets": rows}, text)
+    return 0
+
+
+def _hyperparams(args) -> config.HyperParams:
+    overrides: dict[str, Any] = {}
+    if args.config:
+        try:
+            overrides.update(json.loads(args.config.read_text()))
+        except (OSError, ValueError) as error:
+            raise CnnError(f"Cannot read the config file {args.config}: {error}") from None
+    overrides.update({
+        "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "optimizer": args.optimizer,
+        "train_size": args.train_size, "validation_split": args.validation_split,
+        "seed": args.seed, "precision": args.precision,
+    })
+    return config.preset(args.preset, **overrides)
+
+
+def cmd_train(args) -> int:
+    params = _hyperparams(args)
+    info = datasets.get_info(params.dataset)
+    params.validate(info.image_shape)
+    if not datasets.is_available(params.dataset):
+        # Download here, with progress, so a missing dataset offline fails fast with exit 2.
+        datasets.download(params.dataset, progress=_download_progress(info.title))
+    run = runs.create_run(params, args.runs_dir)
+    print(f"run {run.id} queued", file=sys.stderr)
+    if args.detach:
+        _emit(args, {"run_id": run.id, "status": run.state()}, run.id)
+        return 0
+    status = _follow(run)
+    payload = {
+        "run_id": run.id, "status": status["state"], "message": status.get("message"),
+        "epochs_completed": status.get("epochs_completed", 0),
+        "test_loss": status.get("test_loss"), "test_accuracy": status.get("test_accuracy"),
+        "train_images_per_second": status.get("train_images_per_second"),
+        "seconds": status.get("train_seconds"),
+    }
+    text = f"{run.id}: {status['state']} — {status.get('message', '')}"
+    _emit(args, payload, text)
+    return 1 if status["state"] in (runs.FAILED, runs.INTERRUPTED) else 0
+
+
+def _download_progress(title: str):
+    def report(done: int, total: int | None) -> None:
+        share = f" of {total / 1e6:.1f} MB" if total else " MB"
+        print(f"\rdownloading {title}: {done / 1e6:.1f}{share}", end="", file=sys.stderr)
+    return report
+
+
+def _follow(run: runs.Run, poll: float = 0.5) -> dict[str, Any]:
+    """Print progress to stderr until the run ends; Ctrl+C asks it to stop (and waits)."""
+    reader = runs.JsonLinesReader(run.metrics_path)
+    shown = 0
+    last_message = None
+    while True:
+        try:
+            status = run.status()
+            records = reader.read()
+            for record in records[shown:]:
+                if record.get("kind") == "epoch":
+                    print(_epoch_line(record), file=sys.stderr)
+            shown = len(records)
+            if status.get("message") != last_message:
+                last_message = status.get("message")
+                print(f"[{status['state']}] {last_message}", file=sys.stderr)
+            if status["state"] in runs.FINAL_STATES:
+                return status
+            time.sleep(poll)
+        except KeyboardInterrupt:
+            print("stopping after the current batch (Ctrl+C again to leave it running)…",
+                  file=sys.stderr)
+            try:
+                run.request_stop()
+            except CnnError:
+                pass
+
+
+def _epoch_line(r: dict[str, Any]) -> str:
+    def fmt(key):
+        value = r.get(key)
+        return "—" if value is None else f"{value:.4f}"
+    speed = r.get("images_per_second")
+    return (f"epoch {r['epoch']}{' (partial)' if r.get('partial') else ''}: "
+            f"loss {fmt('loss')} accuracy {fmt('accuracy')} val_loss {fmt('val_loss')} "
+            f"val_accuracy {fmt('val_accuracy')}"
+            + (f" — {speed:,.0f} img/s" if speed else ""))
+
+
+def cmd_runs(args) -> int:
+    rows = []
+    for run in runs.list_runs(args.runs_dir):
+        status = run.status()
+        try:
+            params = run.config
+            dataset, epochs = params.dataset, params.epochs
+        except CnnError:
+            dataset, epochs = "?", None
+        rows.append({"run_id": run.id, "status": status["state"], "dataset": dataset,
+                     "epochs": epochs, "epochs_completed": status.get("epochs_completed", 0),
+                     "test_accuracy": status.get("test_accuracy"),
+                     "message": status.get("message")})
+    text = "\n".join(
+        f"{r['run_id']:<36} {r['status']:<11} {r['dataset']:<14} "
+        f"{r['epochs_completed']}/{r['epochs']} epochs  "
+        + (f"test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else "")
+        for r in rows) or "no runs yet"
+    _emit(args, {"runs": rows}, text)
+    return 0
+
+
+def cmd_stop(args) -> int:
+    run = runs.get_run(args.run_id, args.runs_dir)
+    run.request_stop()
+    _emit(args, {"run_id": run.id, "stop_requested": True},
+          f"asked {run.id} to stop after its current batch")
+    return 0
+
+
+def cmd_set_lr(args) -> int:
+    run = runs.get_run(args.run_id, args.runs_dir)
+    run.set_learning_rate(args.learning_rate)
+    _emit(args, {"run_id": run.id, "learning_rate": args.learning_rate},
+          f"{run.id}: learning rate set to {args.learning_rate:g}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    run = runs.get_run(args.run_id, args.runs_dir)
+    result = None if args.recompute else run.evaluation()
+    if result is None:
+        from cnn.training import evaluate_run
+
+        result = evaluate_run(run)
+    lines = [f"test loss {result['test_loss']:.4f}  test accuracy {result['test_accuracy']:.2%}",
+             f"{'class':<16} precision recall  f1     support"]
+    lines += [f"{c['class']:<16} {c['precision']:.3f}     {c['recall']:.3f}   {c['f1']:.3f}  "
+              f"{c['support']}" for c in result["per_class"]]
+    _emit(args, {"run_id": run.id, **result}, "\n".join(lines))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from cnn import inference
+
+    run = runs.get_run(args.run_id, args.runs_dir)
+    if not run.has_model():
+        raise CnnError(f"Run {run.id} has no trained model yet.")
+    if args.top_k < 1:
+        raise CnnError("--top-k must be at least 1.")
+    info = datasets.get_info(run.config.dataset)
+    model = inference.load_model(run.model_path)
+    files, read_errors = [], {}
+    for path in args.images:
+        try:
+            files.append((str(path), path.read_bytes()))
+        except OSError as error:
+            read_errors[str(path)] = f"Cannot read {path}: {error.strerror}."
+    results = {r.name: r for r in inference.classify_files(
+        model, files, info.image_shape, info.class_names, info.light_on_dark,
+        top_k=args.top_k)}
+    payload, lines = [], []
+    for path in args.images:
+        name = str(path)
+        error = read_errors.get(name) or results[name].error
+        if error:
+            payload.append({"image": name, "error": error})
+            lines.append(f"{name}: error: {error}")
+            continue
+        prediction = results[name].prediction
+        payload.append({"image": name, "labels": prediction.labels,
+                        "probabilities": prediction.probabilities})
+        lines.append(f"{name}: " + ", ".join(
+            f"{label} {p:.1%}" for label, p in zip(prediction.labels, prediction.probabilities)))
+    _emit(args, {"run_id": run.id, "predictions": payload}, "\n".join(lines))
+    return 2 if any("error" in p for p in payload) else 0

@@ -1,0 +1,132 @@
+"""The network: one builder, its compile step, and its summary as data.
+
+Models take raw uint8 pixels; a Rescaling layer scales them to [0, 1], so a saved model
+classifies raw images anywhere and the training data stays uint8 in memory (4× smaller).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from cnn.config import HyperParams
+
+
+@functools.cache
+def bf16_supported() -> bool:
+    """Whether bfloat16 compute is fast here: a GPU, or a CPU with AVX512-BF16 or AMX-BF16."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def dtype_policy(params: HyperParams) -> str:
+    """The Keras dtype policy for the hidden layers ("float32" or "mixed_bfloat16")."""
+    if params.precision == "auto":
+        return "mixed_bfloat16" if bf16_supported() else "float32"
+    return params.precision
+
+
+def make_model(
+    params: HyperParams, image_shape: tuple[int, int, int], num_classes: int
+) -> keras.Model:
+    """The Sequential CNN that `params` describes, for uint8 images of `image_shape`."""
+    policy = dtype_policy(params)
+    model = keras.Sequential(name="cnn")
+    model.add(keras.Input(shape=image_shape, dtype="uint8", name="pixels"))
+    # Augmentation only acts while training; it is a no-op at inference.
+    if params.augment_flip:
+        model.add(layers.RandomFlip("horizontal", seed=params.seed, dtype="float32"))
+    if params.augment_shift > 0:
+        shift = params.augment_shift
+        model.add(layers.RandomTranslation(shift, shift, fill_mode="constant",
+                                           seed=params.seed, dtype="float32"))
+    model.add(layers.Rescaling(1.0 / 255, name="scale_to_0_1", dtype=policy))
+    for i, block in enumerate(params.conv_blocks, start=1):
+        # With batch norm the conv bias is redundant (BN adds its own shift).
+        model.add(layers.Conv2D(
+            block.filters, block.kernel_size, padding=params.padding,
+            activation=None if params.batch_norm else "relu",
+            use_bias=not params.batch_norm, name=f"conv{i}", dtype=policy,
+        ))
+        if params.batch_norm:
+            model.add(layers.BatchNormalization(name=f"batch_norm{i}", dtype=policy))
+            model.add(layers.ReLU(name=f"relu{i}", dtype=policy))
+        if block.pool:
+            model.add(layers.MaxPooling2D(name=f"pool{i}", dtype=policy))
+    model.add(layers.Flatten(name="flatten", dtype=policy))
+    if params.dropout > 0:
+        model.add(layers.Dropout(params.dropout, seed=params.seed, dtype=policy))
+    for i, units in enumerate(params.dense_units, start=1):
+        model.add(layers.Dense(units, activation="relu", name=f"dense{i}", dtype=policy))
+        if params.dropout > 0:
+            model.add(layers.Dropout(params.dropout, seed=params.seed + i, dtype=policy))
+    # The output stays float32 so softmax and the loss keep full precision.
+    model.add(layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32"))
+    return model
+
+
+def uses_one_hot_labels(params: HyperParams) -> bool:
+    """Label smoothing needs one-hot targets (Keras's sparse loss has no smoothing)."""
+    return params.label_smoothing > 0
+
+
+def make_optimizer(params: HyperParams) -> keras.optimizers.Optimizer:
+    """The optimizer at the peak learning rate; the schedule is applied by RunController."""
+    lr = params.learning_rate
+    if params.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=params.weight_decay)
+    if params.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
+                                    weight_decay=params.weight_decay or None)
+    if params.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.Adam(lr)
+
+
+def compile_model(model: keras.Model, params: HyperParams) -> keras.Model:
+    """Compile as the tutorial does: cross-entropy and accuracy."""
+    if uses_one_hot_labels(params):
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=make_optimizer(params), loss=loss, metrics=["accuracy"])
+    return model
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One line of the model summary."""
+
+    name: str
+    kind: str  # the Keras layer class, e.g. "Conv2D"
+    output_shape: tuple[int | None, ...]  # without the batch dimension
+    parameters: int
+
+
+def summarize(model: keras.Model) -> list[LayerRow]:
+    """The model summary (layer, output shape, parameters) as data, without training."""
+    rows = []
+    for layer in model.layers:
+        shape = tuple(layer.output.shape[1:])
+        rows.append(LayerRow(layer.name, type(layer).__name__, shape, layer.count_params()))
+    return rows
+
+
+def describe(params: HyperParams, image_shape: tuple[int, int, int],
+             num_classes: int) -> tuple[list[LayerRow], int]:
+    """Summary rows and total parameter count for a configuration, built but not trained."""
+    params.validate(image_shape)
+    model = make_model(params, image_shape, num_classes)
+    rows = summarize(model)
+    return rows, sum(r.parameters for r in rows)

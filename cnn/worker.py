@@ -1,0 +1,30 @@
+"""The process that executes one run: `python -m cnn.worker RUN_DIR LOCK_FD`.
+
+Spawned by `cnn.runs.create_run`, which hands over the run's locked liveness file as
+LOCK_FD. Waits (without importing TensorFlow) for its turn, then trains.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from cnn.runs import STOPPED, Run, wait_for_slot
+
+
+def main(argv: list[str]) -> int:
+    run = Run(Path(argv[0]))
+    lock_fd = int(argv[1])  # inherited and held until this process exits
+    slot_fd = wait_for_slot(run)
+    if slot_fd is None:
+        run.update_status(state=STOPPED, message="Stopped before it started.",
+                          finished=time.time())
+        return 0
+    from cnn.training import execute  # imports TensorFlow: only once it is our turn
+
+    execute(run)
+    del lock_fd, slot_fd  # released by the OS when the process exits
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
