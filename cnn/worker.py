@@ -4,6 +4,7 @@ Spawned by `cnn.runs.create_run`, which hands over the run's locked liveness fil
 LOCK_FD. Waits (without importing TensorFlow) for its turn, then trains.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from cnn.runs import STOPPED, Run, wait_for_slot
 def main(argv: list[str]) -> int:
     run = Run(Path(argv[0]))
     lock_fd = int(argv[1])  # inherited and held until this process exits
+    run.update_status(pid=os.getpid())
     slot_fd = wait_for_slot(run)
     if slot_fd is None:
         run.update_status(state=STOPPED, message="Stopped before it started.",

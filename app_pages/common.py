@@ -1,0 +1,87 @@
+"""What the pages share: page paths, session-state keys, cached loaders, guards.
+
+Pages are thin: everything they compute comes from `cnn/`. Session state holds only UI
+choices; runs and their progress live on disk (cnn.runs), so every browser session and a
+restarted server see the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from cnn import datasets, runs
+from cnn.errors import CnnError
+
+# Pages, as paths relative to streamlit_app.py (st.page_link and st.switch_page take them).
+HOME = "app_pages/home.py"
+DATA = "app_pages/data.py"
+TRAIN = "app_pages/train.py"
+EVALUATE = "app_pages/evaluate.py"
+CLASSIFY = "app_pages/classify.py"
+
+# Session-state keys: one place, one initialiser.
+DATASET = "dataset"  # the dataset chosen on the Data page (a cnn.datasets name)
+SELECTED_RUN = "selected_run"  # the run last started or picked (a run id), or None
+
+
+def init_state() -> None:
+    st.session_state.setdefault(DATASET, datasets.DEFAULT_DATASET)
+    st.session_state.setdefault(SELECTED_RUN, None)
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=3)
+def load_dataset(name: str) -> datasets.Dataset:
+    """The dataset, read once per server (uint8 arrays are shared, never copied per rerun).
+
+    Only call when `datasets.is_available(name)`: this never downloads.
+    """
+    return datasets.load(name, download_missing=False)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _load_model(path: str, modified_ns: int):
+    from cnn import inference
+
+    return inference.load_model(path)
+
+
+def load_model(run: runs.Run):
+    """The run's model, cached per file version (a newer checkpoint is loaded afresh)."""
+    path = run.model_path
+    return _load_model(str(path), path.stat().st_mtime_ns)
+
+
+def finished_runs() -> list[runs.Run]:
+    """Runs with a saved model and a test evaluation, newest first."""
+    return [r for r in runs.list_runs() if r.has_model() and r.evaluation_path.exists()]
+
+
+def run_label(run: runs.Run) -> str:
+    """One line naming a run for select boxes: id, dataset, state, test accuracy."""
+    status = run.raw_status()
+    try:
+        dataset = datasets.get_info(run.config.dataset).title
+    except CnnError:
+        dataset = "?"
+    accuracy = status.get("test_accuracy")
+    tail = f" — test accuracy {accuracy:.1%}" if accuracy is not None else ""
+    return f"{run.id} · {dataset} · {status.get('state', '?')}{tail}"
+
+
+def require(condition: bool, message: str, page: str, label: str, icon: str = "👉") -> None:
+    """Guard at the top of a page: explain what is missing, link to where to get it, stop."""
+    if not condition:
+        st.info(message)
+        st.page_link(page, label=label, icon=icon)
+        st.stop()
+
+
+def show_error(error: CnnError) -> None:
+    """A user-facing problem as one readable line (never a traceback)."""
+    st.error(str(error), icon="⚠️")
+
+
+def asset(name: str) -> Path:
+    return Path(__file__).resolve().parent.parent / "assets" / name

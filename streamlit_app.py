@@ -1,0 +1,15 @@
+"""CNN Playground: `streamlit run streamlit_app.py`. Only the page config and navigation."""
+
+import streamlit as st
+
+from app_pages import common
+
+st.set_page_config(page_title="CNN Playground", page_icon="🧠", layout="wide")
+common.init_state()
+st.navigation([
+    st.Page(common.HOME, title="Home", icon="🏠", default=True),
+    st.Page(common.DATA, title="Data", icon="🖼️"),
+    st.Page(common.TRAIN, title="Train", icon="🏋️"),
+    st.Page(common.EVALUATE, title="Evaluate", icon="📊"),
+    st.Page(common.CLASSIFY, title="Classify", icon="🔍"),
+]).run()

@@ -1,0 +1,38 @@
+"""Shared fixtures: isolated runs/data folders, and the real Fashion-MNIST when present."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """Every test gets its own runs folder and an empty Keras cache, so nothing on the
+    developer's machine leaks in and nothing is ever downloaded into it."""
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    if not os.environ.get("CNN_DATA_DIR"):
+        monkeypatch.setenv("CNN_DATA_DIR", str(tmp_path / "no-data"))
+    return tmp_path
+
+
+@pytest.fixture
+def real_data_dir(monkeypatch) -> Path:
+    """The folder holding the real Fashion-MNIST files (as in Keras's cache).
+
+    Skips where it is absent (a user's clone); CI sets CNN_REQUIRE_REAL_DATA, so there a
+    missing folder fails instead of silently skipping.
+    """
+    candidates = [Path(p) for p in [os.environ.get("CNN_DATA_DIR"), SHARED_DATASETS] if p]
+    for folder in candidates:
+        if (folder / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists():
+            monkeypatch.setenv("CNN_DATA_DIR", str(folder))
+            return folder
+    message = f"real Fashion-MNIST not found (looked in {', '.join(map(str, candidates))})"
+    if os.environ.get("CNN_REQUIRE_REAL_DATA"):
+        pytest.fail(message)
+    pytest.skip(message)
