@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.data_dir:
-        os.environ[datasets.DATA_DIR_ENV] = str(args.data_dir)
+        os.environ["CNN_DATA_DIR"] = str(args.data_dir)
     try:
         return args.handler(args)
     except CnnError as error:
@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("datasets", parents=[common], help="list the datasets and where they are")
     p.set_defaults(handler=cmd_datasets)
+
+    p = sub.add_parser("download", parents=[common], help="download a dataset if it is missing")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_download)
 
     p = sub.add_parser("train", parents=[common], help="train a network (waits until done)")
     p.add_argument("--dataset", default=datasets.DEFAULT_DATASET, help="a name from `datasets`")
@@ -103,11 +107,19 @@ def cmd_datasets(args) -> int:
                      "test": info.test_size, "on_disk": where is not None,
                      "path": str(where) if where else None})
     text = "\n".join(
-        f"{r['name']:<14} {r['title']:<14} {'×'.join(map(str, r['image_shape'])):<8} "
+        f"{r['name']:<14} {r['title']:<22} {'×'.join(map(str, r['image_shape'])):<8} "
         f"{r['classes']:>3} classes {r['train']:>6} train {r['test']:>6} test  "
         + (f"on disk: {r['path']}" if r["on_disk"] else "not downloaded")
         for r in rows)
     _emit(args, {"datasets": rows}, text)
+    return 0
+
+
+def cmd_download(args) -> int:
+    info = datasets.get_info(args.name)
+    path = datasets.download(args.name, progress=_download_progress(info.title))
+    print(file=sys.stderr)
+    _emit(args, {"name": args.name, "path": str(path)}, f"{info.title}: {path}")
     return 0
 
 

@@ -25,8 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,11 +33,7 @@ from typing import Any
 
 from cnn.config import HyperParams
 from cnn.errors import RunError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: liveness probes are not supported
-    fcntl = None
+from cnn.processes import lock_held, spawn_detached, take_lock
 
 RUNS_DIR_ENV = "CNN_RUNS_DIR"
 PARALLEL_RUNS_ENV = "CNN_PARALLEL_RUNS"
@@ -116,39 +110,6 @@ class JsonLinesReader:
         return self.records
 
 
-# --- liveness locks ----------------------------------------------------------------------
-def _lock_held(path: Path) -> bool:
-    """Whether some process holds an exclusive flock on `path`."""
-    if fcntl is None:  # pragma: no cover
-        return True
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def take_lock(path: Path, blocking: bool = False) -> int | None:
-    """Open and exclusively lock `path`; the fd (keep it open to hold the lock) or None."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is None:  # pragma: no cover
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
 # --- runs --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Run:
@@ -214,7 +175,7 @@ class Run:
         return status
 
     def is_alive(self) -> bool:
-        return _lock_held(self.lock_path)
+        return lock_held(self.lock_path)
 
     # control -----------------------------------------------------------------------------
     def control(self) -> dict[str, Any]:
@@ -299,17 +260,7 @@ def _spawn_worker(run: Run, lock_fd: int, data_dir: str | Path | None) -> None:
     env = dict(os.environ)
     if data_dir is not None:
         env["CNN_DATA_DIR"] = str(data_dir)
-    # Make `cnn` importable for the worker wherever the caller's working directory is.
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    with open(run.log_path, "ab") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", "cnn.worker", str(run.path), str(lock_fd)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            pass_fds=(lock_fd,), env=env,
-            # Its own session: a Ctrl+C in the server's terminal does not kill training.
-            start_new_session=True,
-        )
+    spawn_detached("cnn.worker", [str(run.path)], lock_fd, run.log_path, env)
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:

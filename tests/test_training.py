@@ -16,8 +16,9 @@ from cnn.training import execute
 
 
 def _tiny(**changes):
-    return preset("fast", dataset="digits", train_size=256, epochs=2, batch_size=32,
-                  precision="float32", **changes)
+    settings = dict(dataset="digits", train_size=256, epochs=2, batch_size=32,
+                    precision="float32")
+    return preset("fast").replace(**{**settings, **changes})
 
 
 def _wait(run, states, timeout=120):
@@ -93,6 +94,10 @@ def test_worker_stops_mid_run_keeps_and_evaluates_the_model(tmp_path):
     assert status["state"] == runs.STOPPED, status
     assert status["epochs_completed"] < 50
     assert run.has_model() and run.evaluation()["test_images"] == 360
+    # The worker exits after writing its final state (and so releases its lock).
+    deadline = time.monotonic() + 30
+    while run.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not run.is_alive()
 
 
