@@ -63,7 +63,9 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
+    # Downloads from this local server are allowed; conftest switches them off elsewhere.
+    monkeypatch.delenv("CNN_OFFLINE", raising=False)
     (tmp_path / "served").mkdir()
     served = Server(tmp_path / "served")
     yield served
@@ -164,6 +166,15 @@ def test_load_downloads_into_cnn_data_dir_and_keeps_the_tarball(tmp_path, monkey
     # already here: no second request
     assert datasets.download("cifar10") == tmp_path / "data" / "cifar-10-python.tar.gz"
     assert len(server.requests) == 1
+
+
+def test_offline_mode_never_asks_the_network(tmp_path, monkeypatch, server):
+    serve_cifar10(monkeypatch, server)
+    monkeypatch.setenv("CNN_OFFLINE", "1")
+    with pytest.raises(DatasetError, match="downloading is switched off. Put "
+                                           "cifar-10-python.tar.gz"):
+        datasets.download("cifar10", tmp_path / "data")
+    assert server.requests == []
 
 
 def test_download_with_wrong_checksum_leaves_no_file(tmp_path, monkeypatch, server):
