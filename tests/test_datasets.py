@@ -330,6 +330,7 @@ def test_missing_and_offline_names_the_file_and_the_folder(tmp_path, monkeypatch
     offline = datasets.RemoteFile(remote.path, OFFLINE + remote.path, remote.checksums, remote.size)
     monkeypatch.setitem(datasets.DOWNLOADS, "cifar10", (offline,))
     monkeypatch.setenv("CNN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CNN_OFFLINE", raising=False)  # the URL is a closed local port
     with pytest.raises(DatasetError) as error:
         datasets.load("cifar10")
     message = str(error.value)
