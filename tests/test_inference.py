@@ -12,8 +12,11 @@ from PIL import Image, ImageDraw
 from skimage import data as skdata
 from skimage.transform import resize as sk_resize
 
+from cnn import datasets
 from cnn.errors import CnnError, ImageError
 from cnn.inference import (
+    DEFAULT_FRAMING,
+    FRAMINGS,
     MAX_PIXELS,
     ClassifiedFile,
     PreparedImage,
@@ -240,18 +243,20 @@ def test_photos_are_centre_cropped():
     assert array[..., 1].min() > 230 and array[..., 0].max() < 30 and array[..., 2].max() < 30
 
 
-def test_light_on_dark_images_are_padded_not_cropped():
+def test_light_on_dark_images_are_framed_not_cropped():
     # 280x140, dark grey, two bright strokes near the far left and right ends.
     wide = Image.new("L", (280, 140), 40)
     draw = ImageDraw.Draw(wide)
     draw.rectangle([5, 20, 25, 120], fill=255)
     draw.rectangle([254, 20, 274, 120], fill=255)
     array = prepare_image(wide, GRAY, light_on_dark=True).array[..., 0]
-    # Fitted to 28x14 in rows 7..20; the padding above and below is the border colour.
-    assert np.abs(array[:6].astype(int) - 40).max() <= 2
-    assert np.abs(array[-6:].astype(int) - 40).max() <= 2
+    # The 270x101 content box becomes 20x7 in columns 4..23; the rest is the border colour.
+    assert np.abs(array[:10].astype(int) - 40).max() <= 2
+    assert np.abs(array[-10:].astype(int) - 40).max() <= 2
+    assert np.abs(array[:, :4].astype(int) - 40).max() <= 2
+    assert np.abs(array[:, -4:].astype(int) - 40).max() <= 2
     # Both strokes survived (a crop to the centre would have cut them off).
-    assert array[10:18, 1].min() > 200 and array[10:18, 26].min() > 200
+    assert array[11:18, 4].min() > 200 and array[11:18, 23].min() > 200
 
 
 def digit(ink, paper, size=(280, 280)):
@@ -296,6 +301,216 @@ def test_inversion_can_be_forced():
 def test_wrong_channel_count_is_a_programming_error():
     with pytest.raises(ValueError):
         prepare_image(Image.new("RGB", (4, 4)), (8, 8, 2))
+
+
+# --- framing like the dataset ---------------------------------------------------------------
+#
+# The oracle is the definition itself, computed here with plain numpy: the bounding box of
+# the bright pixels and the intensity-weighted centre of mass.
+
+FASHION_DIR = "/work/shared/datasets"  # a local copy of the real files; skipped without it
+
+
+def box_and_mass(array, background=0):
+    """(height, width) of the box of pixels > 25% of the peak, and the (row, col) offset of
+    the centre of mass from the frame's middle."""
+    pixels = np.abs(array[..., 0].astype(float) - background)
+    rows, cols = np.nonzero(pixels > 0.25 * pixels.max())
+    centre = (np.array(pixels.shape) - 1) / 2
+    r, c = np.indices(pixels.shape)
+    mass = np.array([(pixels * r).sum(), (pixels * c).sum()]) / pixels.sum()
+    return (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1), mass - centre
+
+
+def drawing(shape, ink=255, paper=0, size=(280, 280), at=(30, 150)):
+    """A thick "1" or "7", small (about 90 px tall) and far from the canvas's centre."""
+    image = Image.new("L", size, paper)
+    draw = ImageDraw.Draw(image)
+    x, y = at
+    if shape == "1":
+        draw.line([(x + 10, y + 15), (x + 30, y)], fill=ink, width=14)
+        draw.line([(x + 30, y), (x + 30, y + 90)], fill=ink, width=14)
+    else:
+        draw.line([(x, y), (x + 60, y)], fill=ink, width=14)
+        draw.line([(x + 60, y), (x + 20, y + 90)], fill=ink, width=14)
+    return image
+
+
+@pytest.mark.parametrize("shape", ["1", "7"])
+def test_a_small_off_centre_drawing_is_framed_like_mnist(shape):
+    prepared = prepare_image(drawing(shape), GRAY, light_on_dark=True, dataset="mnist")
+    check_prepared(prepared, GRAY)
+    assert not prepared.inverted and not prepared.blank
+    (height, width), offset = box_and_mass(prepared.array)
+    # Its box fits 20x20 as MNIST's do, the longer side (the height here) filling it ...
+    assert 19 <= height <= 21 and width < height
+    # ... and its centre of mass sits in the middle of the 28x28 frame.
+    assert np.abs(offset).max() <= 1
+    assert prepared.array.max() > 200 and prepared.array[:3].max() < 10
+
+
+def test_a_small_drawing_is_plainly_shrunk_without_framing():
+    # What the framing fixes: the plain fit leaves the digit tiny and in a corner.
+    plain = np.asarray(drawing("7").resize((28, 28), Image.Resampling.LANCZOS))[..., None]
+    (height, _), offset = box_and_mass(plain)
+    assert height < 12 and np.abs(offset).max() > 5
+
+
+def test_a_black_drawing_on_white_is_inverted_then_framed():
+    white, black = drawing("7"), drawing("7", ink=0, paper=255)
+    framed = prepare_image(black, GRAY, light_on_dark=True, dataset="mnist")
+    assert framed.inverted and not framed.blank
+    (height, _), offset = box_and_mass(framed.array)
+    assert 19 <= height <= 21 and np.abs(offset).max() <= 1
+    # Inverting commutes with the framing: the same picture as for white on black.
+    expected = prepare_image(white, GRAY, light_on_dark=True, dataset="mnist").array
+    assert np.abs(framed.array.astype(int) - expected).max() <= 1
+
+
+def test_a_drawing_on_noisy_grey_paper_is_framed():
+    noise = np.random.default_rng(0).normal(0, 8, (280, 280))
+    pixels = np.clip(np.asarray(drawing("1", ink=40, paper=190), float) + noise, 0, 255)
+    prepared = prepare_image(Image.fromarray(pixels.astype(np.uint8)), GRAY, light_on_dark=True)
+    assert prepared.inverted and not prepared.blank
+    # The paper's grain is not content: the box is the digit's, not the whole sheet's.
+    paper = np.median(prepared.array[:3])
+    (height, width), offset = box_and_mass(prepared.array, background=paper)
+    assert 19 <= height <= 21 and width < 16 and np.abs(offset).max() <= 1.5
+
+
+@pytest.mark.parametrize(
+    ("paper", "noise"),
+    [(0, 0), (255, 0), (128, 0), (200, 6)],
+    ids=["black", "white", "grey", "photo"],
+)
+def test_a_blank_canvas_is_flagged_not_framed(paper, noise):
+    pixels = np.full((280, 280), paper, float)
+    pixels += np.random.default_rng(0).normal(0, noise, pixels.shape)
+    canvas = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    prepared = prepare_image(canvas, GRAY, light_on_dark=True)
+    check_prepared(prepared, GRAY)
+    assert prepared.blank
+    # The plain fit: a uniform picture of the paper colour, inverted when light.
+    expected = 255 - paper if paper > 127.5 else paper
+    assert abs(prepared.array.mean() - expected) < 3
+    assert not prepare_image(canvas, RGB).blank  # photo datasets never judge emptiness
+
+
+def test_framing_never_pushes_content_out_of_the_frame():
+    # A heavy blob top-left and a thin tail to the bottom-right: centring the mass would
+    # need the 20x20 content to move past the frame's edge, so it stops at the edge.
+    image = Image.new("L", (280, 280), 0)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([20, 20, 100, 100], fill=255)
+    draw.line([(100, 100), (260, 260)], fill=255, width=3)
+    array = prepare_image(image, GRAY, light_on_dark=True).array[..., 0]
+    rows, cols = np.nonzero(array > 60)
+    assert rows.min() == cols.min() == 8 and rows.max() == cols.max() == 27
+
+
+@pytest.mark.parametrize("dataset", [None, "mnist", "fashion_mnist", "digits", "nonsense"])
+def test_each_dataset_frames_to_its_own_content_size(dataset):
+    framing = FRAMINGS.get(dataset, DEFAULT_FRAMING)
+    assert (framing is FRAMINGS["mnist"]) == (dataset not in ("fashion_mnist", "digits"))
+    shape = (32, 32, 1) if dataset == "digits" else GRAY
+    prepared = prepare_image(drawing("1"), shape, light_on_dark=True, dataset=dataset)
+    (height, _), offset = box_and_mass(prepared.array)
+    assert abs(height - framing.content_fraction * shape[0]) <= 1
+    if framing.centre == "mass":
+        assert np.abs(offset).max() <= 1
+
+
+def test_rgb_light_on_dark_is_framed_too():
+    prepared = prepare_image(drawing("7").convert("RGB"), RGB, light_on_dark=True)
+    gray = prepare_image(drawing("7"), (32, 32, 1), light_on_dark=True).array
+    assert np.abs(prepared.array.astype(int) - gray).max() <= 1
+
+
+def test_photo_datasets_are_never_framed():
+    # A small off-centre "7" stays small and off-centre for a photo dataset, whatever the name.
+    for dataset in (None, "mnist", "cifar10"):
+        prepared = prepare_image(drawing("7"), GRAY, dataset=dataset)
+        assert not prepared.blank and not prepared.inverted
+        expected = drawing("7").resize((28, 28), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        np.testing.assert_array_equal(prepared.array[..., 0], np.asarray(expected))
+
+
+def content_boxes(images):
+    """Per image: the longer side of the >10%-of-peak box as a share of the frame's side,
+    and the (row, col) offset of the box's centre from the frame's middle."""
+    fractions, offsets = [], []
+    for image in images[..., 0]:
+        rows, cols = np.nonzero(image > 0.1 * image.max())
+        fractions.append(max(np.ptp(rows), np.ptp(cols)) + 1)
+        box_centre = np.array([rows.min() + rows.max(), cols.min() + cols.max()]) / 2
+        offsets.append(box_centre - (np.array(image.shape) - 1) / 2)
+    return np.array(fractions) / images.shape[1], np.array(offsets)
+
+
+def reframe(images, dataset):
+    return np.stack(
+        [
+            prepare_image(Image.fromarray(image[..., 0]), image.shape, True, dataset=dataset).array
+            for image in images
+        ]
+    )
+
+
+def nearest_centroid(x_train, y_train):
+    """A tiny independent classifier: the nearest class-mean image wins."""
+    flat = x_train.reshape(len(x_train), -1).astype(float)
+    centroids = np.stack([flat[y_train == c].mean(axis=0) for c in range(10)])
+
+    def classify(images):
+        flat = images.reshape(len(images), -1).astype(float)
+        return np.argmin(((flat[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    return classify
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return datasets.load("digits", download_missing=False)
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    try:
+        return datasets.load("fashion_mnist", data_dir=FASHION_DIR, download_missing=False)
+    except datasets.DatasetError:
+        pytest.skip(f"no Fashion-MNIST in {FASHION_DIR}")
+
+
+def test_the_framings_match_the_real_datasets(digits, fashion):
+    # Where the table's numbers come from: the datasets' own content boxes.
+    for data, framing in ((digits, FRAMINGS["digits"]), (fashion, FRAMINGS["fashion_mnist"])):
+        fractions, offsets = content_boxes(data.x_test[:2000])
+        assert np.median(fractions) == framing.content_fraction == 1.0
+        assert np.percentile(fractions, 5) > 0.95
+        assert np.median(np.abs(offsets), axis=0).max() <= 0.5  # box-centred
+    assert np.percentile(np.abs(content_boxes(fashion.x_test[:2000])[1]), 95) <= 0.5
+
+
+def test_real_digits_come_back_nearly_unchanged(digits):
+    x = digits.x_test
+    framed = reframe(x, "digits")
+    difference = np.abs(framed.astype(int) - x).mean(axis=(1, 2, 3))
+    # Scale 1 always (they are all 32 tall); what moves is a horizontal re-centring of at
+    # most a few pixels, where the dataset's own centring is only as fine as its 4x4 blocks.
+    assert np.median(difference) < 1 and difference.mean() < 12
+    assert difference.mean() < np.abs(np.roll(x, 1, axis=2).astype(int) - x).mean()
+    classify = nearest_centroid(digits.x_train, digits.y_train)
+    assert np.mean(classify(framed) == classify(x)) > 0.93
+    # MNIST's framing would shrink them to 23 px: far from what the network learnt.
+    assert np.abs(reframe(x[:50], "mnist").astype(int) - x[:50]).mean() > 30
+
+
+def test_real_fashion_items_come_back_nearly_unchanged(fashion):
+    x, y = fashion.x_test[:2000], fashion.y_test[:2000]
+    framed = reframe(x, "fashion_mnist")
+    difference = np.abs(framed.astype(int) - x).mean(axis=(1, 2, 3))
+    assert np.mean(difference == 0) > 0.75 and difference.mean() < 4
+    classify = nearest_centroid(fashion.x_train[:10000], fashion.y_train[:10000])
+    assert np.mean(classify(framed) == classify(x)) > 0.97
 
 
 # --- hostile files -------------------------------------------------------------------------
@@ -501,3 +716,11 @@ def test_classify_files_keeps_going_past_bad_files(tiny_model):
         assert bad.prepared is None and bad.prediction is None
         assert bad.error.startswith(bad.name)
     assert classify_files(tiny_model, [("x.txt", b"x")], GRAY, CLASSES, True)[0].error
+
+
+def test_classify_files_frames_for_the_dataset(tiny_model):
+    sources = [("seven.png", encode(drawing("7"), "PNG"))]
+    for dataset in ("mnist", "fashion_mnist"):
+        (result,) = classify_files(tiny_model, sources, GRAY, CLASSES, True, dataset=dataset)
+        expected = prepare_image(drawing("7"), GRAY, light_on_dark=True, dataset=dataset)
+        np.testing.assert_array_equal(result.prepared.array, expected.array)
