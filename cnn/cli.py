@@ -281,7 +281,7 @@ def cmd_predict(args) -> int:
             read_errors[str(path)] = f"Cannot read {path}: {error.strerror}."
     results = {r.name: r for r in inference.classify_files(
         model, files, info.image_shape, info.class_names, info.light_on_dark,
-        top_k=args.top_k)}
+        top_k=args.top_k, dataset=info.name)}
     payload, lines = [], []
     for path in args.images:
         name = str(path)
