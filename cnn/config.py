@@ -230,11 +230,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 2,
         "train_size": 10_000,
     },
-    # Stronger: wider, regularised, warm-up + cosine, label smoothing, augmentation.
-    "strong": {
-        "conv_blocks": [{"filters": 48, "kernel_size": 3, "pool": True},
-                        {"filters": 96, "kernel_size": 3, "pool": True},
-                        {"filters": 96, "kernel_size": 3, "pool": False}],
+    # Accuracy per second: "same" padding keeps the edges, AdamW with warm-up + cosine
+    # decay, label smoothing, dropout, batch 128, bfloat16 where supported. Tuned on
+    # Fashion-MNIST to pass 92 % test accuracy in five epochs (benchmarks/bench_training.py).
+    "efficient": {
+        "padding": "same",
         "dense_units": [128],
         "dropout": 0.3,
         "optimizer": "adamw",
@@ -244,7 +244,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0.5,
         "label_smoothing": 0.1,
         "batch_size": 128,
-        "epochs": 15,
+        "epochs": 5,
+    },
+    # Stronger but slower: wider, batch norm, dropout, flip/shift augmentation, 20 epochs.
+    "strong": {
+        "conv_blocks": [{"filters": 32, "kernel_size": 3, "pool": True},
+                        {"filters": 64, "kernel_size": 3, "pool": True},
+                        {"filters": 128, "kernel_size": 3, "pool": True}],
+        "padding": "same",
+        "batch_norm": True,
+        "dense_units": [128],
+        "dropout": 0.3,
+        "optimizer": "adamw",
+        "learning_rate": 3e-3,
+        "weight_decay": 5e-4,
+        "lr_schedule": "cosine",
+        "warmup_epochs": 1.0,
+        "label_smoothing": 0.1,
+        "batch_size": 128,
+        "epochs": 20,
         "augment_flip": True,
         "augment_shift": 0.1,
     },
@@ -252,8 +270,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_DESCRIPTIONS = {
     "tutorial": "The Keras CIFAR-10 tutorial's network and settings, unchanged.",
     "fast": "Small and quick: two epochs on 10,000 images — about a minute on a laptop.",
-    "strong": "Wider network with dropout, AdamW, warm-up + cosine learning rate, label "
-    "smoothing and flip/shift augmentation. Slower, more accurate.",
+    "efficient": "Most accuracy per second: 'same' padding, AdamW with warm-up and cosine "
+    "decay, label smoothing, dropout. Five epochs.",
+    "strong": "Wider, with batch norm, dropout and flip/shift augmentation, 20 epochs. "
+    "Slowest, most accurate on photos (CIFAR-10).",
 }
 DEFAULT_PRESET = "tutorial"
 
