@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from cnn import datasets, runs
 from cnn.errors import CnnError
@@ -76,6 +78,39 @@ def require(condition: bool, message: str, page: str, label: str, icon: str = "ð
         st.info(message)
         st.page_link(page, label=label, icon=icon)
         st.stop()
+
+
+def select_run(candidates: list[runs.Run], key: str, label: str = "Run",
+               default: runs.Run | None = None) -> runs.Run:
+    """A select box over `candidates` (newest first) that starts on the run chosen last
+    anywhere in the app (SELECTED_RUN) if it is a candidate, else on `default` (or the
+    newest). Only a choice the user makes here becomes SELECTED_RUN: merely opening the
+    page must not move the Train page off the run that is training."""
+    by_id = {run.id: run for run in candidates}
+    if st.session_state.get(key) not in by_id:
+        chosen = st.session_state.get(SELECTED_RUN)
+        st.session_state[key] = chosen if chosen in by_id else (default or candidates[0]).id
+    labels = {run.id: run_label(run) for run in candidates}
+    run_id = st.selectbox(label, list(by_id), key=key, format_func=labels.__getitem__,
+                          on_change=_remember_run, args=(key,))
+    return by_id[run_id]
+
+
+def _remember_run(key: str) -> None:
+    st.session_state[SELECTED_RUN] = st.session_state[key]
+
+
+def upscale(image: Image.Image | np.ndarray, side: int = 128) -> Image.Image:
+    """Enlarge a small image by a whole factor with nearest-neighbour, so 28 px images show
+    crisp pixels instead of the browser's blur. Images already this big are left alone."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1
+                                else image)
+    factor = max(1, side // max(image.size))
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor),
+                        Image.Resampling.NEAREST)
 
 
 def show_error(error: CnnError) -> None:
