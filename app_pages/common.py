@@ -44,8 +44,9 @@ def load_dataset(name: str) -> datasets.Dataset:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def _load_model(path: str, modified_ns: int):
-    from cnn import inference
+    from cnn import inference, models
 
+    models.share_gpu_memory()
     return inference.load_model(path)
 
 

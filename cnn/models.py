@@ -20,6 +20,7 @@ def bf16_supported() -> bool:
     """Whether bfloat16 compute is fast here: a GPU, or a CPU with AVX512-BF16 or AMX-BF16."""
     import tensorflow as tf
 
+    share_gpu_memory()
     if tf.config.list_physical_devices("GPU"):
         return True
     try:
@@ -28,6 +29,18 @@ def bf16_supported() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def share_gpu_memory() -> None:
+    """Let TensorFlow take GPU memory as needed instead of all of it up front, so the web
+    server (model summaries, predictions) and a training worker can share one GPU."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised: too late to change, nothing to do
+            pass
 
 
 def dtype_policy(params: HyperParams) -> str:
@@ -41,6 +54,7 @@ def make_model(
     params: HyperParams, image_shape: tuple[int, int, int], num_classes: int
 ) -> keras.Model:
     """The Sequential CNN that `params` describes, for uint8 images of `image_shape`."""
+    share_gpu_memory()
     policy = dtype_policy(params)
     model = keras.Sequential(name="cnn")
     model.add(keras.Input(shape=image_shape, dtype="uint8", name="pixels"))

@@ -282,7 +282,7 @@ def test_a_stopped_run_keeps_and_tests_its_network():
     # Live: the progress bar counts epochs of 200 and batches of 400 / 8 = 50.
     [bar] = at.get("progress")
     assert re.fullmatch(r"Epoch \d+ of 200 · batch \d+ of 50 · .*", bar.proto.text), bar.proto.text
-    assert 0 < bar.proto.value < 100
+    assert 0 <= bar.proto.value < 100  # 3 batches of 200 epochs round to 0 %
     assert "recent batches" in set(chart_frames(at)["Loss"].kind)
     # The learning rate can be halved while it trains.
     at.button(key="train_lr_down").click().run()
