@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+import support
 from cnn import datasets, inference, runs, training
 from cnn.config import preset
 
@@ -45,12 +46,7 @@ def run(trained):
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return support.open_page(PAGE, timeout=60)
 
 
 def headlines(at) -> list[re.Match]:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import support
 from cnn import datasets, runs, training
 from cnn.config import preset
 
@@ -50,12 +51,7 @@ def copy_runs(trained):
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=60)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return support.open_page(PAGE, timeout=60)
 
 
 def table_with(at, column: str):

@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
+import support
 from cnn import runs
 from cnn.config import ConvBlock, preset
 from cnn.errors import ConfigError
@@ -29,12 +30,7 @@ def only_digits(tmp_path, monkeypatch):
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    at.switch_page(PAGE)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return support.open_page(PAGE, timeout=120)
 
 
 # --- independent parameter counts (the oracle) -------------------------------------------
@@ -191,26 +187,6 @@ def set_tiny_run(at, epochs, images, batch_size=32):
     return at.run()
 
 
-def wait_for(run, states, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run.status()
-        if status["state"] in states:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"run stayed {run.status()}; log: {run.log_path.read_text()}")
-
-
-def wait_for_batches(run, count, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(r["kind"] == "batch" for r in run.metrics()) >= count:
-            return
-        assert run.state() in runs.ACTIVE_STATES, run.status()
-        time.sleep(0.1)
-    raise AssertionError(f"no batches; log: {run.log_path.read_text()}")
-
-
 def chart_frames(at):
     """{y-axis title: DataFrame} for the page's Altair charts."""
     frames = {}
@@ -243,7 +219,7 @@ def test_start_trains_a_run_and_shows_progress_then_results():
     if state in runs.ACTIVE_STATES:
         assert at.button(key="train_stop")
 
-    status = wait_for(run, runs.FINAL_STATES)
+    status = support.wait_for(run, runs.FINAL_STATES)
     assert status["state"] == runs.FINISHED, status
     at.run()
     assert not at.exception
@@ -277,7 +253,7 @@ def test_a_stopped_run_keeps_and_tests_its_network():
     at = set_tiny_run(open_page(), epochs=200, images=400, batch_size=8)
     at.button(key="train_start").click().run()
     [run] = runs.list_runs()
-    wait_for_batches(run, 3)
+    support.wait_for_batches(run, 3)
     at.run()
     # Live: the progress bar counts epochs of 200 and batches of 400 / 8 = 50.
     [bar] = at.get("progress")
@@ -294,7 +270,7 @@ def test_a_stopped_run_keeps_and_tests_its_network():
     assert "Stopping…" in texts(at)
     assert at.button(key="train_stop").disabled
 
-    status = wait_for(run, runs.FINAL_STATES, timeout=60)
+    status = support.wait_for(run, runs.FINAL_STATES, timeout=60)
     assert status["state"] == runs.STOPPED, status
     at.run()
     assert status["message"].startswith("Stopped after")
@@ -319,7 +295,7 @@ def test_a_run_started_while_another_trains_waits_in_line_and_can_be_cancelled()
         assert "Queued — 1st in line." in texts(at)
         assert at.button(key="train_stop").label == "Cancel"
         at.button(key="train_stop").click().run()
-        status = wait_for(new, runs.FINAL_STATES, timeout=60)
+        status = support.wait_for(new, runs.FINAL_STATES, timeout=60)
         assert status == {**status, "state": runs.STOPPED,
                           "message": "Stopped before it started."}
         at.run()

@@ -1,7 +1,6 @@
 """The run store: atomic files, torn reads, liveness, interrupted runs, refusals."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

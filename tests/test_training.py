@@ -13,32 +13,13 @@ from cnn import runs
 from cnn.config import preset
 from cnn.inference import load_model
 from cnn.training import execute
+from support import wait_for, wait_for_batches
 
 
 def _tiny(**changes):
     settings = dict(dataset="digits", train_size=256, epochs=2, batch_size=32,
                     precision="float32")
     return preset("fast").replace(**{**settings, **changes})
-
-
-def _wait(run, states, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run.status()
-        if status["state"] in states:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"run stayed {run.status()} (log: {run.log_path.read_text()})")
-
-
-def _wait_for_batches(run, n, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(r["kind"] == "batch" for r in run.metrics()) >= n:
-            return
-        assert run.state() in runs.ACTIVE_STATES, run.status()
-        time.sleep(0.02)
-    raise AssertionError("no batches recorded")
 
 
 def test_execute_trains_evaluates_and_stores_everything(tmp_path):
@@ -86,10 +67,10 @@ def test_a_bad_dataset_fails_the_run_with_a_readable_message(tmp_path):
 
 def test_worker_stops_mid_run_keeps_and_evaluates_the_model(tmp_path):
     run = runs.create_run(_tiny(epochs=50, train_size=None), tmp_path / "r")
-    _wait_for_batches(run, 3)
+    wait_for_batches(run, 3)
     run.request_stop()
     asked = time.monotonic()
-    status = _wait(run, runs.FINAL_STATES)
+    status = wait_for(run, runs.FINAL_STATES)
     print(f"stop took {time.monotonic() - asked:.2f} s")
     assert status["state"] == runs.STOPPED, status
     assert status["epochs_completed"] < 50
@@ -103,13 +84,13 @@ def test_worker_stops_mid_run_keeps_and_evaluates_the_model(tmp_path):
 
 def test_killed_worker_is_marked_interrupted_and_keeps_its_checkpoint(tmp_path):
     run = runs.create_run(_tiny(epochs=200, train_size=None), tmp_path / "r")
-    _wait_for_batches(run, 1)
+    wait_for_batches(run, 1)
     # Wait for the first epoch's checkpoint, then kill the worker as a crash would.
     deadline = time.monotonic() + 60
     while not run.has_model() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(run.raw_status()["pid"], signal.SIGKILL)
-    status = _wait(run, [runs.INTERRUPTED])
+    status = wait_for(run, [runs.INTERRUPTED])
     assert "ended unexpectedly" in status["message"]
     assert load_model(run.model_path) is not None
 
@@ -117,21 +98,21 @@ def test_killed_worker_is_marked_interrupted_and_keeps_its_checkpoint(tmp_path):
 def test_runs_queue_one_at_a_time(tmp_path):
     first = runs.create_run(_tiny(epochs=100, train_size=None), tmp_path / "r")
     second = runs.create_run(_tiny(epochs=1), tmp_path / "r")
-    _wait_for_batches(first, 1)
+    wait_for_batches(first, 1)
     assert second.state() == runs.QUEUED and second.queue_position() == 1
     assert first.queue_position() is None
     first.request_stop()
-    assert _wait(first, runs.FINAL_STATES)["state"] == runs.STOPPED
-    assert _wait(second, runs.FINAL_STATES)["state"] == runs.FINISHED
+    assert wait_for(first, runs.FINAL_STATES)["state"] == runs.STOPPED
+    assert wait_for(second, runs.FINAL_STATES)["state"] == runs.FINISHED
 
 
 def test_a_queued_run_can_be_stopped_before_it_starts(tmp_path):
     first = runs.create_run(_tiny(epochs=100, train_size=None), tmp_path / "r")
     second = runs.create_run(_tiny(), tmp_path / "r")
-    _wait_for_batches(first, 1)
+    wait_for_batches(first, 1)
     second.request_stop()
-    status = _wait(second, runs.FINAL_STATES)
+    status = wait_for(second, runs.FINAL_STATES)
     assert status["state"] == runs.STOPPED and "before it started" in status["message"]
     assert not second.has_model()
     first.request_stop()
-    _wait(first, runs.FINAL_STATES)
+    wait_for(first, runs.FINAL_STATES)
