@@ -68,7 +68,9 @@ def download_panel(name: str) -> None:
 if not on_disk[name]:
     st.info(f"{info.title} is not on this computer yet. It is looked for in "
             + ", ".join(f"`{d}`" for d in datasets.data_dirs())
-            + " and downloaded into the first of them.", icon="📥")
+            + " and downloaded into the first of them. Already here: "
+            + ", ".join(datasets.DATASETS[n].title for n in names if on_disk[n]) + ".",
+            icon="📥")
     download_panel(name)
     st.stop()
 
