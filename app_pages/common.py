@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import altair as alt
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cnn import datasets, runs
+from cnn import curves, datasets, runs
 from cnn.errors import CnnError
 
 # Pages, as paths relative to streamlit_app.py (st.page_link and st.switch_page take them).
@@ -22,6 +23,10 @@ DATA = "app_pages/data.py"
 TRAIN = "app_pages/train.py"
 EVALUATE = "app_pages/evaluate.py"
 CLASSIFY = "app_pages/classify.py"
+
+# Training blue, validation orange, on every chart.
+SPLIT_COLOURS = alt.Scale(domain=[curves.TRAINING, curves.VALIDATION],
+                          range=["#4C78A8", "#F58518"])
 
 # Session-state keys: one place, one initialiser.
 DATASET = "dataset"  # the dataset chosen on the Data page (a cnn.datasets name)

@@ -7,14 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from cnn import datasets, evaluation, runs
+from cnn import curves, datasets, evaluation, runs
 from cnn.errors import CnnError
 
 RUN = "evaluate_run"
 FLASH = "evaluate_flash"  # (kind, message) to show after a delete callback
 TEXT_LABEL_MAX_CLASSES = 20  # above this, counts on the confusion-matrix cells are unreadable
-TRAINING, VALIDATION = "Training", "Validation"
-SPLIT_COLOURS = alt.Scale(domain=[TRAINING, VALIDATION], range=["#4C78A8", "#F58518"])
 
 
 def _delete(run: runs.Run) -> None:
@@ -28,21 +26,6 @@ def _delete(run: runs.Run) -> None:
         st.session_state.pop(RUN, None)
 
 
-def epoch_table(run: runs.Run) -> pd.DataFrame:
-    """One row per (epoch, metric, split) from the run's epoch records, for Altair."""
-    rows = []
-    for record in run.metrics():
-        if record.get("kind") != "epoch":
-            continue
-        for metric, key in (("Loss", "loss"), ("Accuracy", "accuracy")):
-            for split, prefix in ((TRAINING, ""), (VALIDATION, "val_")):
-                value = record.get(prefix + key)
-                if value is not None:
-                    rows.append({"epoch": record["epoch"], "metric": metric,
-                                 "split": split, "value": value})
-    return pd.DataFrame(rows, columns=["epoch", "metric", "split", "value"])
-
-
 def curve(data: pd.DataFrame, metric: str) -> alt.Chart:
     """Training vs validation per epoch. The legend sits inside the plot, in the corner the
     curves usually leave empty (loss falls, accuracy rises)."""
@@ -53,7 +36,7 @@ def curve(data: pd.DataFrame, metric: str) -> alt.Chart:
         x=alt.X("epoch:Q", title="Epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=y_scale,
                 axis=alt.Axis(format=".0%" if percent else ".2f")),
-        color=alt.Color("split:N", title=None, scale=SPLIT_COLOURS,
+        color=alt.Color("split:N", title=None, scale=common.SPLIT_COLOURS,
                         legend=alt.Legend(orient="bottom-right" if percent else "top-right",
                                           labelFontSize=14, symbolSize=120, padding=8,
                                           fillColor="rgba(255,255,255,0.85)")),
@@ -152,13 +135,13 @@ with tab_results:
                       help=status.get("message"))
 
     st.subheader("Learning curves")
-    curves = epoch_table(run)
-    if curves.empty:
+    by_epoch = curves.epoch_metrics(run.metrics())
+    if by_epoch.empty:
         st.caption("This run recorded no finished epoch, so there are no curves to show.")
     else:
         left, right = st.columns(2)
-        left.altair_chart(curve(curves, "Loss"), width="stretch")
-        right.altair_chart(curve(curves, "Accuracy"), width="stretch")
+        left.altair_chart(curve(by_epoch, "Loss"), width="stretch")
+        right.altair_chart(curve(by_epoch, "Accuracy"), width="stretch")
         st.caption("If validation loss rises while training loss keeps falling, the network "
                    "is memorising its training images (overfitting).")
 
@@ -252,8 +235,8 @@ with tab_compare:
     else:
         frames = []
         for other in chosen:
-            table_ = epoch_table(other)
-            table_ = table_[(table_.metric == "Accuracy") & (table_.split == VALIDATION)]
+            table_ = curves.epoch_metrics(other.metrics())
+            table_ = table_[(table_.metric == "Accuracy") & (table_.split == curves.VALIDATION)]
             frames.append(table_.assign(run=other.id))
         overlaid = pd.concat(frames)
         if overlaid.empty:

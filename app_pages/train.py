@@ -7,14 +7,13 @@ so a refresh, another page or another browser shows the same live run.
 
 from __future__ import annotations
 
-import math
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from cnn import config, datasets, models, runs
+from cnn import config, curves, datasets, models, runs
 from cnn.config import ConvBlock, HyperParams
 from cnn.errors import CnnError, ConfigError
 
@@ -190,67 +189,6 @@ def _records(run: runs.Run) -> list[dict]:
         return list(reader.read())
 
 
-def _recent_values(records: list[dict], metric: str, batch_size: int) -> list[tuple]:
-    """(x in epochs, value) per batch record: the metric over the batches since the record
-    before.
-
-    Keras logs a running mean from the start of the epoch, which flattens out and jumps at
-    each new epoch; undoing the mean between two records shows how the network does now.
-    """
-    points = []
-    previous = None  # (epoch, images seen this epoch, running mean)
-    for r in records:
-        if r.get("kind") != "batch" or r.get(metric) is None:
-            continue
-        seen = r["batch"] * batch_size
-        mean = r[metric]
-        if previous and previous[0] == r["epoch"] and seen > previous[1]:
-            value = (seen * mean - previous[1] * previous[2]) / (seen - previous[1])
-        else:
-            value = mean
-        if metric == "accuracy":
-            value = min(max(value, 0.0), 1.0)
-        previous = (r["epoch"], seen, mean)
-        points.append((r["step"] / r["batches_per_epoch"], value))
-    return points
-
-
-def _smooth(values: list[float], weight: float = 0.6) -> list[float]:
-    """Exponential moving average (like TensorBoard's smoothing slider), starting at the
-    first value."""
-    out = []
-    for value in values:
-        out.append(value if not out else weight * out[-1] + (1 - weight) * value)
-    return out
-
-
-TRAINING, VALIDATION = "Training", "Validation"
-BATCHES, EPOCHS = "recent batches", "whole epoch"
-# The Evaluate page's colours: training blue, validation orange.
-SPLIT_COLOURS = alt.Scale(domain=[TRAINING, VALIDATION], range=["#4C78A8", "#F58518"])
-
-
-def chart_data(records: list[dict], metric: str, batch_size: int) -> pd.DataFrame:
-    """Long-form rows (epoch, value, split, kind) for one metric's chart: a smoothed
-    training curve over the batches, and per-epoch training and validation points."""
-    rows = []
-    recent = _recent_values(records, metric, batch_size)
-    # At most ~400 points per curve: a long run stays light to redraw every second.
-    every = max(1, math.ceil(len(recent) / 400))
-    smoothed = _smooth([value for _, value in recent])
-    for i, ((x, _), value) in enumerate(zip(recent, smoothed)):
-        if i % every == 0 or i == len(recent) - 1:
-            rows.append({"epoch": x, "value": value, "split": TRAINING, "kind": BATCHES})
-    for r in records:
-        if r.get("kind") != "epoch":
-            continue
-        x = r["step"] / r["batches_per_epoch"]
-        if r.get(metric) is not None:
-            rows.append({"epoch": x, "value": r[metric], "split": TRAINING, "kind": EPOCHS})
-        if r.get(f"val_{metric}") is not None:
-            rows.append({"epoch": x, "value": r[f"val_{metric}"], "split": VALIDATION,
-                         "kind": EPOCHS})
-    return pd.DataFrame(rows, columns=["epoch", "value", "split", "kind"])
 
 
 def metric_chart(data: pd.DataFrame, metric: str, epochs: int) -> alt.LayerChart:
@@ -263,10 +201,10 @@ def metric_chart(data: pd.DataFrame, metric: str, epochs: int) -> alt.LayerChart
         x=alt.X("epoch:Q", title="Epoch", scale=alt.Scale(domain=[0, epochs], nice=False),
                 axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=title, scale=y_scale, axis=y_axis),
-        color=alt.Color("split:N", title=None, scale=SPLIT_COLOURS,
+        color=alt.Color("split:N", title=None, scale=common.SPLIT_COLOURS,
                         legend=alt.Legend(orient="top", labelFontSize=15, symbolSize=160)),
     )
-    kinds = [BATCHES, EPOCHS]
+    kinds = [curves.BATCHES, curves.EPOCHS]
     lines = base.mark_line(interpolate="monotone").encode(
         detail="kind:N",
         strokeWidth=alt.StrokeWidth("kind:N", scale=alt.Scale(domain=kinds, range=[1.5, 3]),
@@ -274,7 +212,7 @@ def metric_chart(data: pd.DataFrame, metric: str, epochs: int) -> alt.LayerChart
         opacity=alt.Opacity("kind:N", scale=alt.Scale(domain=kinds, range=[0.45, 1]),
                             legend=None),
     )
-    points = base.transform_filter(alt.datum.kind == EPOCHS).mark_point(
+    points = base.transform_filter(alt.datum.kind == curves.EPOCHS).mark_point(
         filled=True, size=100 if epochs <= 20 else 50, opacity=1
     ).encode(tooltip=[
         alt.Tooltip("split:N", title="Images"),
@@ -287,38 +225,9 @@ def metric_chart(data: pd.DataFrame, metric: str, epochs: int) -> alt.LayerChart
 
 
 # --- live run: progress ------------------------------------------------------------------
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def progress_line(records: list[dict], epochs: int) -> tuple[float, str] | None:
-    """(fraction done, "Epoch 2 of 10 · batch 120 of 704 · 1,234 images/s · about 1 min
-    left") from the latest records; None before the first batch."""
-    if not records:
-        return None
-    first, last = records[0], records[-1]
-    per_epoch = last["batches_per_epoch"]
-    total = epochs * per_epoch
-    parts = [f"Epoch {last['epoch']} of {epochs}", f"batch {last['batch']} of {per_epoch}"]
-    speed = next((r["images_per_second"] for r in reversed(records)
-                  if r.get("images_per_second")), None)
-    if speed:
-        parts.append(f"{speed:,.0f} images/s")
-    # Timed from the first record: the first batch includes building the graph.
-    if last["step"] > first["step"] and last["step"] < total:
-        per_step = (last["elapsed"] - first["elapsed"]) / (last["step"] - first["step"])
-        parts.append(f"about {_duration((total - last['step']) * per_step)} left")
-    return min(1.0, last["step"] / total), " · ".join(parts)
 
 
 def _settings_line(params: HyperParams) -> str:
@@ -379,7 +288,7 @@ def run_view(run: runs.Run, status: dict) -> None:
                 "before it ends.", icon="⏳")
     if state in runs.ACTIVE_STATES:
         stopping = state == runs.STOPPING or bool(run.control().get("stop"))
-        progress = progress_line(records, params.epochs)
+        progress = curves.progress(records, params.epochs)
         if state != runs.QUEUED:
             st.progress(*(progress or (0.0, message)))
         if stopping:
@@ -415,7 +324,7 @@ def run_view(run: runs.Run, status: dict) -> None:
         cols[1].metric("Test loss", f"{status['test_loss']:.3f}", border=True,
                        help="Cross-entropy on the test images: lower is better.")
         cols[2].metric("Epochs trained", status.get("epochs_completed", 0), border=True)
-        cols[3].metric("Training time", _duration(status.get("train_seconds") or 0),
+        cols[3].metric("Training time", curves.duration(status.get("train_seconds") or 0),
                        border=True, help="Including loading the data and testing.")
         facts = []
         if status.get("train_images"):
@@ -438,7 +347,7 @@ def run_view(run: runs.Run, status: dict) -> None:
     if not records:
         return
     for col, metric in zip(st.columns(2, gap="large"), ("loss", "accuracy")):
-        col.altair_chart(metric_chart(chart_data(records, metric, params.batch_size),
+        col.altair_chart(metric_chart(curves.training_curves(records, metric, params.batch_size),
                                       metric, params.epochs), width="stretch")
     st.caption("Thin line: training, over the latest batches (smoothed). Dots: averages over "
                "each epoch — validation uses images held back from training"

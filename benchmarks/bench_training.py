@@ -97,13 +97,13 @@ class Throughput(keras.callbacks.Callback):
 
 
 def bench_engine_vs_fit(repeats: int, train_images: int, epochs: int) -> dict:
-    """(a) Same model, same tf.data pipeline: with the run's callbacks vs none."""
+    """(a) Same model, same data, same fit(): with the run's callbacks vs none."""
     import keras
 
     from cnn import datasets, models, runs
     from cnn.callbacks import MetricsRecorder, RunController
     from cnn.config import preset
-    from cnn.training import _RunProgress, make_dataset
+    from cnn.training import _RunProgress
 
     data = datasets.load("fashion_mnist", download_missing=False)
     x, y = data.x_train[:train_images], data.y_train[:train_images]
@@ -117,7 +117,6 @@ def bench_engine_vs_fit(repeats: int, train_images: int, epochs: int) -> dict:
                 keras.utils.set_random_seed(params.seed)
                 model = models.compile_model(
                     models.make_model(params, data.info.image_shape, 10), params)
-                ds = make_dataset(x, y, params.batch_size, 10, shuffle_seed=params.seed)
                 callbacks = []
                 if kind == "run engine":
                     run = runs.create_run(params, Path(tmp), start=False)
@@ -127,7 +126,8 @@ def bench_engine_vs_fit(repeats: int, train_images: int, epochs: int) -> dict:
                                  MetricsRecorder(run.metrics_path, params.batch_size, steps),
                                  _RunProgress(run, controller)]
                 start = time.perf_counter()
-                model.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks)
+                model.fit(x, y, batch_size=params.batch_size, epochs=epochs, shuffle=True,
+                          verbose=0, callbacks=callbacks)
                 times[kind].append(time.perf_counter() - start)
                 print(f"  (a) {kind}: {times[kind][-1]:.2f} s", file=sys.stderr)
     bare, engine = statistics.median(times["bare fit"]), statistics.median(times["run engine"])

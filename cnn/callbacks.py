@@ -51,20 +51,21 @@ class MetricsRecorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch + 1
+        self.epoch_start_step = self.step
         self.batch = 0
-        self.epoch_images = 0  # images after the epoch's first batch
-        self.first_batch_end = self.last_batch_end = None
+        self.epoch_images = 0  # images after the epoch's first recorded batch
+        self.first_batch = self.first_batch_end = self.last_batch_end = None
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
-        self.step += 1
+        # Keras passes the index of the last batch done (several with steps_per_execution).
         self.batch = batch + 1
+        self.step = self.epoch_start_step + self.batch
         # Throughput is timed from the end of each epoch's first batch: the first batch
         # of a run includes tracing the graph, which would understate steady speed.
         if self.first_batch_end is None:
-            self.first_batch_end = now
-        else:
-            self.epoch_images += self.batch_size
+            self.first_batch, self.first_batch_end = self.batch, now
+        self.epoch_images = (self.batch - self.first_batch) * self.batch_size
         self.last_batch_end = now
         if self.batch == 1 or now - self.last_record >= self.min_interval:
             self.last_record = now

@@ -1,7 +1,8 @@
 """The app served for real: a Streamlit server in a subprocess, and Chromium to drive it.
 
 Shared by the browser test (tests/test_browser.py) and the UI benchmark
-(benchmarks/bench_ui.py). Nothing here imports streamlit: the server is its own process.
+(benchmarks/bench_ui.py). Nothing here imports streamlit or playwright: the server is its
+own process, and the page helpers only call methods of the Playwright page they are given.
 """
 
 from __future__ import annotations
@@ -24,29 +25,34 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
-# Page paths as the browser sees them (st.Page derives them from the file names).
-PAGES = {"Home": "", "Data": "data", "Train": "train", "Evaluate": "evaluate",
-         "Classify": "classify"}
+# Each page: its URL path (st.Page derives it from the file name; Home is the default) and
+# its title (the page's h1).
+PAGES = {"Home": ("", "CNN Playground"), "Data": ("data", "Data"),
+         "Train": ("train", "Train"), "Evaluate": ("evaluate", "Evaluate"),
+         "Classify": ("classify", "Classify")}
+# The app's root element carries the script state: "running" while a script or fragment
+# runs, "notRunning" once it has finished and stale elements are gone.
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+@dataclass
+class LiveApp:
+    url: str  # http://127.0.0.1:PORT
+    runs_dir: Path  # the server's CNN_RUNS_DIR
+    process: subprocess.Popen
+    log_path: Path  # the server's stdout and stderr
+
+    def page_url(self, page: str) -> str:
+        return f"{self.url}/{PAGES[page][0]}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@dataclass
-class LiveApp:
-    url: str  # http://127.0.0.1:PORT
-    runs_dir: Path
-    process: subprocess.Popen
-    log_path: Path
-
-    def page_url(self, page: str) -> str:
-        return f"{self.url}/{PAGES[page]}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def _healthy(url: str) -> bool:
@@ -57,9 +63,51 @@ def _healthy(url: str) -> bool:
         return False
 
 
+@contextmanager
+def serve(workdir: Path, startup_timeout: float = 120):
+    """`streamlit run streamlit_app.py` on a free port of 127.0.0.1 until the block ends.
+
+    The server gets CNN_RUNS_DIR=`workdir`/runs, CNN_OFFLINE=1, an empty Keras home in
+    `workdir` and the caller's CNN_DATA_DIR; its output goes to `workdir`/server.log. On
+    exit the runs it started are stopped through cnn.runs (their workers are detached
+    processes: ending the server would not end them), then the server is ended.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs_dir = workdir / "runs"
+    runs_dir.mkdir(exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "CNN_RUNS_DIR": str(runs_dir), "CNN_OFFLINE": "1",
+           "KERAS_HOME": str(workdir / "keras-home"), "PYTHONUNBUFFERED": "1"}
+    log_path = workdir / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    app = LiveApp(url, runs_dir, process, log_path)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not _healthy(url):
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {process.returncode}:\n{app.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit not healthy after {startup_timeout} s:\n"
+                                   f"{app.log()}")
+            time.sleep(0.1)
+        yield app
+    finally:
+        try:
+            stop_active_runs(runs_dir)
+        finally:
+            _end(process)
+
+
 def stop_active_runs(runs_dir: Path, timeout: float = 60) -> None:
-    """Ask every queued or training run under `runs_dir` to stop, and wait until its worker
-    has let go of its lock (the worker evaluates what it learnt, then exits)."""
+    """Ask every queued or training run in `runs_dir` to stop, and wait until its worker
+    has exited (it lets go of the run's lock last)."""
     from cnn import runs
 
     active = runs.active_runs(runs_dir)
@@ -70,61 +118,11 @@ def stop_active_runs(runs_dir: Path, timeout: float = 60) -> None:
             pass
     deadline = time.monotonic() + timeout
     while any(run.is_alive() for run in active) and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-def wait_for_run_end(run, timeout: float) -> dict:
-    """Poll a run's status until it leaves the active states; returns the final status."""
-    from cnn import runs
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run.status()
-        if status.get("state") not in runs.ACTIVE_STATES:
-            return status
-        time.sleep(0.2)
-    raise TimeoutError(f"run {run.id} still {run.status().get('state')} after {timeout} s")
-
-
-@contextmanager
-def serve(runs_dir: Path, log_path: Path, startup_timeout: float = 90, extra_env=None):
-    """Run `streamlit run streamlit_app.py` on a free port until the block ends.
-
-    The server sees CNN_RUNS_DIR=`runs_dir`, CNN_OFFLINE=1 and the caller's CNN_DATA_DIR.
-    On exit, active runs are stopped through cnn.runs (their workers are detached, so
-    killing the server would not end them), then the server's process group is ended.
-    """
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CNN_RUNS_DIR": str(runs_dir), "CNN_OFFLINE": "1",
-           "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-         "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    app = LiveApp(url, runs_dir, process, log_path)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not _healthy(url):
-            if process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {process.returncode}:\n{app.log()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"streamlit not healthy after {startup_timeout} s:\n"
-                                   f"{app.log()}")
-            time.sleep(0.2)
-        yield app
-    finally:
-        try:
-            stop_active_runs(runs_dir)
-        finally:
-            _end(process)
-            log.close()
+        time.sleep(0.1)
 
 
 def _end(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (it has its own session), then SIGKILL."""
     if process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
@@ -136,5 +134,50 @@ def _end(process: subprocess.Popen) -> None:
 
 
 def launch_chromium(playwright):
-    """Debian's Chromium (Playwright cannot download its own browser here)."""
+    """Debian's Chromium: Playwright cannot download its own browser here."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+# --- page helpers ----------------------------------------------------------------------------
+def title(page, name: str):
+    """The title (the only h1) of the page called `name` in the sidebar."""
+    return page.get_by_role("heading", level=1, name=PAGES[name][1])
+
+
+def wait_until_idle(page, timeout: float = 60_000) -> None:
+    """Until no script or fragment runs. Call it after waiting for something the rerun you
+    caused draws: straight after a click the previous run's "notRunning" still shows."""
+    page.locator(IDLE).wait_for(timeout=timeout)
+
+
+def open_page(page, app: LiveApp, name: str, timeout: float = 60_000) -> None:
+    """Load a page by its URL (a new session) and wait until it has finished drawing."""
+    page.goto(app.page_url(name))
+    title(page, name).wait_for(timeout=timeout)
+    wait_until_idle(page, timeout)
+
+
+def go_to(page, name: str, timeout: float = 60_000) -> None:
+    """Switch pages with the sidebar, as a person does (same session)."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+    title(page, name).wait_for(timeout=timeout)
+    wait_until_idle(page, timeout)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the select box labelled `label` (unless it is already chosen)."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    if box.input_value() == option:
+        return
+    # The keyboard opens the list reliably; a click can land while a rerun moves things.
+    box.focus()
+    box.press("ArrowDown")
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_function("([el, v]) => el.value === v", arg=[box.element_handle(), option])
+
+
+def set_number(page, label: str, value: int | float) -> None:
+    """Type into the number input labelled `label` and commit it (Enter)."""
+    field = page.get_by_role("spinbutton", name=label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")

@@ -29,3 +29,4 @@ def test_mistakes_most_confident_first():
     confidence = np.array([0.6, 0.99, 0.9, 0.7, 0.8])
     assert mistakes(y_true, y_pred, confidence).tolist() == [2, 4, 3, 0]
     assert mistakes(y_true, y_pred, confidence, limit=2, most_confident=False).tolist() == [0, 2]
+
