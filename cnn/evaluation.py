@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 
 def summarize(y_true: np.ndarray, probabilities: np.ndarray,
               class_names: Sequence[str]) -> dict[str, Any]:
     """Accuracy, confusion matrix (rows: true class, columns: predicted) and per-class
     precision/recall/F1/support, as plain JSON-ready data."""
+    # Imported here, after training: scikit-learn and SciPy add ~150 MB to a process.
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     y_true = np.asarray(y_true).astype(int).ravel()
     y_pred = np.asarray(probabilities).argmax(axis=1)
     labels = list(range(len(class_names)))

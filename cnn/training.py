@@ -121,6 +121,7 @@ def _train_and_evaluate(run: Run, min_record_interval: float) -> dict:
                         callbacks=[controller, recorder, _RunProgress(run, controller)], verbose=0)
     stopped = controller.stop_requested
     fit_seconds = time.time() - fit_started
+    del splits, y_train, validation  # free the training images before evaluating
 
     # Evaluate on the test set, as the tutorial's last step.
     run.update_status(state=STOPPING if stopped else RUNNING,
