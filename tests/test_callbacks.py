@@ -115,3 +115,31 @@ def test_controller_ignores_a_garbled_control_file(tmp_path):
     controller.on_train_batch_begin(0)
     controller.on_train_batch_end(0)
     assert not controller.stop_requested
+
+
+def test_steps_come_from_keras_batch_indices_with_steps_per_execution(tmp_path):
+    # With steps_per_execution=4 Keras calls back with the last batch index of each group.
+    model = _model()
+    controller = RunController(tmp_path / "control.json", peak_learning_rate=1.0,
+                               total_steps=24, warmup_steps=12, steps_per_epoch=12)
+    recorder = MetricsRecorder(tmp_path / "metrics.jsonl", batch_size=10,
+                               batches_per_epoch=12, min_interval=0)
+    for callback in (controller, recorder):
+        callback.set_model(model)
+        callback.on_train_begin()
+    for epoch in range(2):
+        controller.on_epoch_begin(epoch)
+        recorder.on_epoch_begin(epoch)
+        for begin in (0, 4, 8):
+            controller.on_train_batch_begin(begin)
+            controller.on_train_batch_end(begin + 3)
+            recorder.on_train_batch_end(begin + 3, logs={"loss": 1.0})
+    # Second epoch, group starting at batch 8: step 20 of the run, past the warm-up.
+    assert controller.step == 24 and controller.learning_rate_at(20) == 1.0
+    assert float(model.optimizer.learning_rate) == pytest.approx(1.0)
+    records = _records(tmp_path / "metrics.jsonl")
+    assert [(r["epoch"], r["batch"], r["step"]) for r in records] == [
+        (1, 4, 4), (1, 8, 8), (1, 12, 12), (2, 4, 16), (2, 8, 20), (2, 12, 24)]
+    recorder.on_epoch_end(1, logs={})
+    # Images counted after each epoch's first group: 8 batches of 10 per epoch.
+    assert recorder.epoch_images == 80
