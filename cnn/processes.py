@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 try:
@@ -60,8 +61,11 @@ def spawn_detached(module: str, args: list[str], lock_fd: int, log_path: Path,
     package_parent = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     with open(log_path, "ab") as log:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", module, *args, str(lock_fd)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             pass_fds=(lock_fd,), env=env, start_new_session=True,
         )
+    # Reap it when it exits, so a long-lived server does not collect zombie processes.
+    threading.Thread(target=process.wait, daemon=True, name=f"reap-{process.pid}").start()
+    return process

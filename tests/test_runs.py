@@ -1,10 +1,13 @@
 """The run store: atomic files, torn reads, liveness, interrupted runs, refusals."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +131,16 @@ def test_runs_dir_comes_from_the_environment(tmp_path, monkeypatch):
     assert runs.runs_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv("CNN_RUNS_DIR")
     assert runs.runs_dir() == runs.Path("runs")
+
+
+def test_finished_workers_are_reaped_not_left_as_zombies(tmp_path):
+    from cnn.processes import spawn_detached, take_lock
+
+    fd = take_lock(tmp_path / "lock")
+    process = spawn_detached("json.tool", ["--help"], fd, tmp_path / "log")
+    os.close(fd)
+    deadline = time.monotonic() + 30
+    while process.returncode is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the reaper thread sets returncode once it has waited
+    assert process.returncode is not None
+    assert not Path(f"/proc/{process.pid}").exists()  # no zombie entry left
