@@ -6,7 +6,7 @@ Evaluate page shows its test accuracy and confusion matrix; the Classify page cl
 uploaded photo (and names the broken file next to it) and a digit drawn with the mouse.
 Screenshots of every step go to the test's tmp_path.
 
-Run alone with `python -m pytest tests/test_browser.py -q` (about a minute and a half).
+Run alone with `python -m pytest tests/test_browser.py -q` (about a minute on two idle cores).
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TIMEOUT_MS = 60_000  # one step; generous: two CPU cores may be training something else
 RUN_TIMEOUT_MS = 180_000  # start-up of the worker (TensorFlow) and a whole tiny run
-EPOCHS = 6
-TRAIN_IMAGES = 400  # with batch 8: 50 batches an epoch, a few seconds of live curves
+# With batch 8, 125 batches an epoch: about 6 s of training on two idle cores (10,000
+# images through a 79k-parameter net). Shorter, and the run is over before the page, which
+# polls every second and redraws slowly while the worker takes both cores, shows it twice.
+EPOCHS = 10
+TRAIN_IMAGES = 1000
 VIEWPORT = {"width": 1400, "height": 1000}
 
 # Sizes of the live charts: epoch dots plus the length of the drawn lines' paths. Both
@@ -42,8 +45,8 @@ VIEWPORT = {"width": 1400, "height": 1000}
 CHART_SIZE_JS = """() => {
   let size = 0;
   for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"]')) {
-    size += chart.querySelectorAll('.mark-symbol path').length;
-    for (const line of chart.querySelectorAll('.mark-line path'))
+    size += chart.querySelectorAll('.mark-symbol.role-mark path').length;
+    for (const line of chart.querySelectorAll('.mark-line.role-mark path'))
       size += (line.getAttribute('d') || '').length;
   }
   return size;
@@ -100,15 +103,18 @@ def page(browser, app):
 
 
 class Shots:
-    """Numbered full-page screenshots in a folder, one per step."""
+    """Numbered screenshots in a folder, one per step. Streamlit scrolls inside its main
+    block, so a screenshot shows the window: `show` scrolls what matters into it first."""
 
     def __init__(self, folder: Path):
         self.folder, self.count = folder, 0
 
-    def __call__(self, page, name: str) -> Path:
+    def __call__(self, page, name: str, show=None) -> Path:
+        if show is not None:
+            show.scroll_into_view_if_needed()
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path))
         return path
 
 
@@ -127,8 +133,8 @@ def metric_value(page, label: str):
 
 
 def result_box(page, heading: str):
-    """The bordered box of one classified image, found by the start of its heading."""
-    return page.get_by_test_id("stVerticalBlockBorderWrapper").filter(
+    """The (innermost) block holding one classified image, found by its heading."""
+    return page.get_by_test_id("stVerticalBlock").filter(
         has=page.get_by_role("heading", name=heading)).last
 
 
@@ -185,7 +191,7 @@ def test_train_watch_evaluate_and_classify_a_tiny_digits_run(page, app, tmp_path
     expect(page.get_by_text("Changed: batch size, epochs, training images")).to_be_visible()
     wait_until_idle(page)
     assert_clean(page, app)
-    shot(page, "train-settings")
+    shot(page, "train-settings", page.get_by_role("spinbutton", name="Training images"))
 
     # Start: the page switches to the Training tab and the run shows up on disk.
     page.get_by_role("button", name="Start training").click()
@@ -207,10 +213,14 @@ def test_train_watch_evaluate_and_classify_a_tiny_digits_run(page, app, tmp_path
         raise AssertionError(f"the run ended before its curves could be watched growing: "
                              f"{run.status()}, {len(run.metrics())} records")
     shot(page, "train-live-1")
+    # Until the progress line moves on and the curves have grown, or the live view is gone.
     page.wait_for_function(
-        f"([size, text]) => ({PROGRESS_JS})() !== null && ({PROGRESS_JS})() !== text"
-        f" && ({CHART_SIZE_JS})() > size",
+        f"([size, text]) => ({PROGRESS_JS})() === null || (({PROGRESS_JS})() !== text"
+        f" && ({CHART_SIZE_JS})() > size)",
         arg=[first_size, first_progress], timeout=RUN_TIMEOUT_MS, polling=50)
+    later_size, later_progress = page.evaluate(CHART_SIZE_JS), page.evaluate(PROGRESS_JS)
+    assert later_progress, f"the run ended before its curves grew on the page: {run.status()}"
+    assert later_size > first_size and later_progress != first_progress
     assert_clean(page, app)
     shot(page, "train-live-2")
 
@@ -236,12 +246,13 @@ def test_train_watch_evaluate_and_classify_a_tiny_digits_run(page, app, tmp_path
     expect(metric_value(page, "Test accuracy")).to_have_text(accuracy)
     expect(page.get_by_role("heading", name="Confusion matrix")).to_be_visible()
     matrix = page.get_by_test_id("stVegaLiteChart").filter(has=page.locator(".mark-rect"))
-    expect(matrix.locator(".mark-rect path")).to_have_count(100)
+    expect(matrix.locator(".mark-rect.role-mark path")).to_have_count(100)
     report = json.loads(run.evaluation_path.read_text())
-    counts = [int(text) for text in matrix.locator(".mark-text.role-mark text").all_inner_texts()]
+    counts = matrix.locator(".mark-text.role-mark text").evaluate_all(
+        "texts => texts.map(t => Number(t.textContent))")  # SVG text has no innerText
     assert sum(counts) == report["test_images"] == np.sum(report["confusion_matrix"])
     assert_clean(page, app)
-    shot(page, "evaluate")
+    shot(page, "evaluate", matrix)
 
     # Classify (a): a real photo and a broken file at once.
     photo, broken = tmp_path / "chelsea.png", tmp_path / "broken.png"
@@ -258,7 +269,7 @@ def test_train_watch_evaluate_and_classify_a_tiny_digits_run(page, app, tmp_path
         "cannot be read")
     wait_until_idle(page)
     assert_clean(page, app)
-    shot(page, "classify-upload")
+    shot(page, "classify-upload", result_box(page, "chelsea.png: the network says"))
 
     # Classify (b): a digit drawn with the mouse on the canvas.
     page.get_by_role("tab", name="Draw").click()
