@@ -37,9 +37,8 @@ with right:
     )
 
 
-@st.fragment(run_every=0.5)
-def download_panel(name: str) -> None:
-    """Progress of a background download, polled from disk; reruns the page when done."""
+def download_panel(name: str, live: bool = False) -> None:
+    """Start a background download, or show its progress (polled from disk while `live`)."""
     job = download_jobs.status(name) or {}
     state = job.get("state")
     if state == download_jobs.DOWNLOADING:
@@ -50,8 +49,8 @@ def download_panel(name: str) -> None:
         if st.button("Cancel download", key="cancel_download"):
             download_jobs.cancel(name)
         return
-    if state == download_jobs.DONE or datasets.is_available(name):
-        st.rerun()  # the dataset is here: show it
+    if live:
+        st.rerun()  # finished, failed or cancelled: redraw the page and stop polling
     if state in (download_jobs.FAILED, download_jobs.CANCELLED):
         st.warning(job.get("message", "The download did not finish."), icon="⚠️")
         others = [datasets.DATASETS[n].title for n in names if on_disk[n]]
@@ -62,7 +61,12 @@ def download_panel(name: str) -> None:
             download_jobs.start(name)
         except CnnError as error:
             common.show_error(error)
-        st.rerun(scope="fragment")
+        else:
+            st.rerun()  # the page now polls the download's progress
+
+
+# Poll the disk only while a download runs: an idle poll would keep the server busy.
+live_download_panel = st.fragment(run_every=0.5)(download_panel)
 
 
 if not on_disk[name]:
@@ -71,7 +75,10 @@ if not on_disk[name]:
             + " and downloaded into the first of them. Already here: "
             + ", ".join(datasets.DATASETS[n].title for n in names if on_disk[n]) + ".",
             icon="📥")
-    download_panel(name)
+    if (download_jobs.status(name) or {}).get("state") == download_jobs.DOWNLOADING:
+        live_download_panel(name, live=True)
+    else:
+        download_panel(name)
     st.stop()
 
 try:

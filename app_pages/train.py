@@ -433,7 +433,7 @@ if problem is not None:
 else:
     epochs = f"{params.epochs} epoch{'s' if params.epochs > 1 else ''}"
     about_col.markdown(f"**{info.title}** · {total:,} parameters · {epochs}"
-                       + (" · it will wait in line behind the run training now."
+                       + (" · a new run starts when the one training now ends."
                           if active else ""))
 if clicked and params is not None:
     try:

@@ -59,7 +59,8 @@ class MetricsRecorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
         # Keras passes the index of the last batch done (several with steps_per_execution).
-        self.batch = batch + 1
+        # Keras may report an end index past the epoch's last batch for the final group.
+        self.batch = min(batch + 1, self.batches_per_epoch)
         self.step = self.epoch_start_step + self.batch
         # Throughput is timed from the end of each epoch's first batch: the first batch
         # of a run includes tracing the graph, which would understate steady speed.
