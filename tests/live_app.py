@@ -166,13 +166,23 @@ def go_to(page, name: str, timeout: float = 60_000) -> None:
 
 def choose(page, label: str, option: str) -> None:
     """Pick `option` in the select box labelled `label` (unless it is already chosen)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = page.get_by_role("combobox", name=label, exact=True)
     if box.input_value() == option:
         return
-    # The keyboard opens the list reliably; a click can land while a rerun moves things.
-    box.focus()
-    box.press("ArrowDown")
-    page.get_by_role("option", name=option, exact=True).click()
+    # The keyboard opens the list reliably; a click can land while a rerun moves things,
+    # and a rerun that redraws the box closes its list: then wait for it and open it again.
+    for attempt in range(5):
+        box.focus()
+        box.press("ArrowDown")
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 4:
+                raise
+            wait_until_idle(page)
     page.wait_for_function("([el, v]) => el.value === v", arg=[box.element_handle(), option])
 
 
