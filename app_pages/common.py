@@ -7,8 +7,6 @@ restarted server see the same.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import altair as alt
 import numpy as np
 import streamlit as st
@@ -122,7 +120,3 @@ def upscale(image: Image.Image | np.ndarray, side: int = 128) -> Image.Image:
 def show_error(error: CnnError) -> None:
     """A user-facing problem as one readable line (never a traceback)."""
     st.error(str(error), icon="⚠️")
-
-
-def asset(name: str) -> Path:
-    return Path(__file__).resolve().parent.parent / "assets" / name
