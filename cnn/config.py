@@ -216,6 +216,20 @@ def _check_choice(label: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{label} must be one of {', '.join(choices)} (got {value!r}).")
 
 
+# What the efficient and strong presets share: "same" padding, a Dense(128) classifier with
+# dropout, AdamW with warm-up + cosine decay, label smoothing, batch 128.
+_REGULARISED_RECIPE: dict[str, Any] = {
+    "padding": "same",
+    "dense_units": [128],
+    "dropout": 0.3,
+    "optimizer": "adamw",
+    "learning_rate": 3e-3,
+    "weight_decay": 5e-4,
+    "lr_schedule": "cosine",
+    "label_smoothing": 0.1,
+    "batch_size": 128,
+}
+
 # Presets are data: changes applied over the defaults (the tutorial).
 PRESETS: dict[str, dict[str, Any]] = {
     # The Keras CIFAR-10 tutorial exactly: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10, Adam.
@@ -234,37 +248,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     # decay, label smoothing, dropout, batch 128, bfloat16 where supported. Tuned on
     # Fashion-MNIST to reach 92 % test accuracy in seven epochs (benchmarks/bench_training.py).
     "efficient": {
+        **_REGULARISED_RECIPE,
         "conv_blocks": [{"filters": 24, "kernel_size": 3, "pool": True},
                         {"filters": 48, "kernel_size": 3, "pool": True},
                         {"filters": 64, "kernel_size": 3, "pool": False}],
-        "padding": "same",
-        "dense_units": [128],
-        "dropout": 0.3,
-        "optimizer": "adamw",
-        "learning_rate": 3e-3,
-        "weight_decay": 5e-4,
-        "lr_schedule": "cosine",
         "warmup_epochs": 0.5,
-        "label_smoothing": 0.1,
-        "batch_size": 128,
         "epochs": 7,
     },
-    # Stronger but slower: wider, batch norm, dropout, flip/shift augmentation, 20 epochs.
+    # Stronger but slower: the same recipe, wider, with batch norm, flip/shift augmentation
+    # and 20 epochs.
     "strong": {
+        **_REGULARISED_RECIPE,
         "conv_blocks": [{"filters": 32, "kernel_size": 3, "pool": True},
                         {"filters": 64, "kernel_size": 3, "pool": True},
                         {"filters": 128, "kernel_size": 3, "pool": True}],
-        "padding": "same",
         "batch_norm": True,
-        "dense_units": [128],
-        "dropout": 0.3,
-        "optimizer": "adamw",
-        "learning_rate": 3e-3,
-        "weight_decay": 5e-4,
-        "lr_schedule": "cosine",
         "warmup_epochs": 1.0,
-        "label_smoothing": 0.1,
-        "batch_size": 128,
         "epochs": 20,
         "augment_flip": True,
         "augment_shift": 0.1,
