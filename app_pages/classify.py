@@ -1,14 +1,12 @@
 """Classify: show a trained network new images (uploaded, drawn, photographed or picked from
 the test set) and see what it answers and what it actually gets to look at."""
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from app_pages import common
+from app_pages import charts, common
 from cnn import datasets, inference, runs
 from cnn.errors import CnnError
 
@@ -21,7 +19,8 @@ STROKES = "classify_strokes"  # (background, canvas JSON): redraws the canvas wh
 CANVAS_START = "classify_canvas_start"  # the initial_drawing of the mounted canvas
 PEN_WIDTH = "classify_pen_width"
 TEST_IMAGE = "classify_test_image"  # (dataset name, index) of the random test image
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
+MAX_FILES = 12  # per upload: each is decoded in the shared server
 SIDE = 200  # px: how big originals and the network's view are shown
 CANVAS_SIDE = 280
 
@@ -35,35 +34,20 @@ def display_copy(image: Image.Image) -> Image.Image:
     return image
 
 
-def top_k_chart(prediction: inference.Prediction) -> alt.LayerChart:
-    data = pd.DataFrame({"class": prediction.labels, "probability": prediction.probabilities,
-                         "best": [True] + [False] * (len(prediction.labels) - 1)})
-    base = alt.Chart(data).encode(
-        y=alt.Y("class:N", sort=None, title=None, axis=alt.Axis(labelFontSize=15, labelLimit=160)),
-        x=alt.X("probability:Q", title="Probability", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format=".0%", tickCount=5)),
-        tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
-    )
-    bars = base.mark_bar(cornerRadiusEnd=4, height={"band": 0.75}).encode(
-        color=alt.condition("datum.best", alt.value("#F58518"), alt.value("#4C78A8")))
-    labels = base.mark_text(align="left", dx=5, fontSize=14).encode(
-        text=alt.Text("probability:Q", format=".1%"))
-    return alt.layer(bars, labels).properties(height=38 * len(data) + 40)
-
-
 def show(title: str, prepared: inference.PreparedImage, prediction: inference.Prediction,
          true_label: str | None = None, narrow: bool = False) -> None:
     """One classified image: the original, what the network sees, its top guesses.
 
-    A test image is shown once (it is exactly what the network sees); `narrow` puts the
-    chart under the pictures, for a half-width column."""
+    `title` is Markdown: escape user input (file names) with common.md first. A test image
+    is shown once (it is exactly what the network sees); `narrow` puts the chart under the
+    pictures, for a half-width column."""
     with st.container(border=True):
         best, probability = prediction.labels[0], prediction.probabilities[0]
         verdict = ""
         if true_label is not None:
             verdict = (" :green[:material/check_circle: right]" if best == true_label
-                       else f" :red[:material/cancel: wrong, it is {true_label}]")
-        st.markdown(f"#### {title}: the network says :orange[**{best}**] "
+                       else f" :red[:material/cancel: wrong, it is {common.md(true_label)}]")
+        st.markdown(f"#### {title}: the network says :orange[**{common.md(best)}**] "
                     f"({probability:.0%} sure){verdict}")
         if prepared.blank:
             st.warning("Nothing stands out from the background, so the network can only "
@@ -81,31 +65,36 @@ def show(title: str, prepared: inference.PreparedImage, prediction: inference.Pr
                                  vertical_alignment="center")
         for column, (image, caption) in zip(columns, pictures):
             column.image(image, caption=caption, width="stretch")
-        (st if narrow else columns[-1]).altair_chart(top_k_chart(prediction), width="stretch")
+        (st if narrow else columns[-1]).altair_chart(
+            charts.top_k(prediction.labels, prediction.probabilities), width="stretch")
 
 
 def show_files(sources: list[tuple[str, bytes]], narrow: bool = False) -> None:
     """Classify (name, bytes) pairs; a file that cannot be read gets an error naming it,
     and the others are still classified."""
     results = inference.classify_files(model, sources, info.image_shape, class_names,
-                                       info.light_on_dark, top_k, dataset=info.name)
+                                       info.light_on_dark, top_k, framing=info.framing)
     for result in results:
         if result.error:
-            st.error(result.error, icon=":material/broken_image:")
+            st.error(common.md(result.error), icon=":material/broken_image:")
     for result in results:
         if result.prediction is not None:
-            show(result.name, result.prepared, result.prediction, narrow=narrow)
+            # File names are user input: escaped, so a name can never become Markdown.
+            show(common.md(result.name), result.prepared, result.prediction, narrow=narrow)
 
 
 @st.fragment
 def upload_section() -> None:
     files = st.file_uploader(
         "Images to classify", type=IMAGE_TYPES, accept_multiple_files=True, key=UPLOADS,
-        help="PNG, JPEG, WebP, GIF or BMP. Several at once is fine.")
+        help=f"PNG, JPEG, WebP, GIF, BMP or TIFF. Up to {MAX_FILES} at once.")
     if files:
-        show_files([(file.name, file.getvalue()) for file in files])
+        if len(files) > MAX_FILES:
+            st.warning(f"{len(files)} files: the first {MAX_FILES} are classified. Remove some "
+                       "to see the others.", icon=":material/filter_list:")
+        show_files([(file.name, file.getvalue()) for file in files[:MAX_FILES]])
     else:
-        st.caption(f"Photos or drawings of: {', '.join(class_names)}. Each is shrunk to "
+        st.caption(f"Photos or drawings of: {common.md(', '.join(class_names))}. Each is shrunk to "
                    f"{info.image_shape[1]}×{info.image_shape[0]} pixels first, as the "
                    "network was trained on.")
 
@@ -124,7 +113,8 @@ def draw_section() -> None:
         if strokes and strokes[0] != background:  # drawn for another model's colours
             st.session_state[DRAWING] = st.session_state[STROKES] = strokes = None
         # Also keeps the canvas's hover toolbar (it floats above the canvas) off the tabs.
-        st.markdown(f"Draw one of: **{', '.join(class_names)}**. Big, filling the square.")
+        st.markdown(f"Draw one of: **{common.md(', '.join(class_names))}**. Big, filling the "
+                    "square.")
         if CANVAS not in st.session_state:  # (re)mounting: bring the last drawing back
             st.session_state[CANVAS_START] = strokes[1] if strokes else None
         canvas = st_canvas(
@@ -168,7 +158,7 @@ def pick_test_image(size: int) -> None:
 @st.fragment
 def test_image_section() -> None:
     if not datasets.is_available(info.name):
-        st.info(f"The {info.title} test images are not on this computer.")
+        st.info(f"The {common.md(info.title)} test images are not on this computer.")
         return
     data = common.load_dataset(info.name)
     st.button("Pick a random test image", icon=":material/casino:", key="classify_random",
@@ -212,7 +202,7 @@ with top_k_col:
     top_k = st.slider("Guesses shown", 1, min(10, len(class_names)), min(5, len(class_names)),
                       key=TOP_K, help="How many of the most likely classes to list.")
 height, width, channels = info.image_shape
-st.caption(f"Trained on **{info.title}**: {len(class_names)} classes, "
+st.caption(f"Trained on **{common.md(info.title)}**: {len(class_names)} classes, "
            f"{width}×{height} {'grayscale' if channels == 1 else 'colour'} images.")
 
 upload_tab, draw_tab, camera_tab, test_tab = st.tabs(

@@ -1,4 +1,4 @@
-"""What the pages share: page paths, session-state keys, cached loaders, guards.
+"""What the pages share: page paths, session-state keys, cached loaders, guards, escaping.
 
 Pages are thin: everything they compute comes from `cnn/`. Session state holds only UI
 choices; runs and their progress live on disk (cnn.runs), so every browser session and a
@@ -7,12 +7,13 @@ restarted server see the same.
 
 from __future__ import annotations
 
-import altair as alt
+import re
+
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cnn import curves, datasets, runs
+from cnn import datasets, runs
 from cnn.errors import CnnError
 
 # Pages, as paths relative to streamlit_app.py (st.page_link and st.switch_page take them).
@@ -21,10 +22,6 @@ DATA = "app_pages/data.py"
 TRAIN = "app_pages/train.py"
 EVALUATE = "app_pages/evaluate.py"
 CLASSIFY = "app_pages/classify.py"
-
-# Training blue, validation orange, on every chart.
-SPLIT_COLOURS = alt.Scale(domain=[curves.TRAINING, curves.VALIDATION],
-                          range=["#4C78A8", "#F58518"])
 
 # Session-state keys: one place, one initialiser.
 DATASET = "dataset"  # the dataset chosen on the Data page (a cnn.datasets name)
@@ -36,6 +33,24 @@ def init_state() -> None:
     st.session_state.setdefault(SELECTED_RUN, None)
 
 
+# --- escaping ------------------------------------------------------------------------------
+# What makes Markdown, HTML or a Streamlit directive out of text: images and links
+# ![..](..) (no link without its brackets), emphasis, code, headings, tables, math,
+# :colour[..] directives (no directive without the bracket), <autolinks> and raw HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|<>~$])")
+_LIST_MARKER = re.compile(r"^(\s*\d*)([-+.)])(?=\s)")  # "- x", "1. x" at the start
+
+
+def md(text: object) -> str:
+    """A user-given string (file, run, class or student name) made inert for st.markdown,
+    st.error, captions and labels: every character that could start Markdown, HTML or a
+    Streamlit directive is backslash-escaped (CommonMark shows the character itself), so
+    "![x](http://evil/pwn.png)" is shown as text and never fetched."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+    return _LIST_MARKER.sub(r"\1\\\2", escaped)
+
+
+# --- cached loaders ------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=3)
 def load_dataset(name: str) -> datasets.Dataset:
     """The dataset, read once per server (uint8 arrays are shared, never copied per rerun).
@@ -47,26 +62,31 @@ def load_dataset(name: str) -> datasets.Dataset:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def _load_model(path: str, modified_ns: int):
-    from cnn import inference, models
+    from cnn.checkpoints import load_model
 
-    models.share_gpu_memory()
-    return inference.load_model(path)
+    return load_model(path)
 
 
 def load_model(run: runs.Run):
     """The run's model, cached per file version (a newer checkpoint is loaded afresh)."""
     path = run.model_path
-    return _load_model(str(path), path.stat().st_mtime_ns)
+    try:
+        modified = path.stat().st_mtime_ns
+    except OSError:
+        raise CnnError(f"Run {run.id} has no saved model any more.") from None
+    return _load_model(str(path), modified)
 
 
+# --- runs ------------------------------------------------------------------------------------
 def finished_runs() -> list[runs.Run]:
-    """Runs with a saved model and a test evaluation, newest first."""
-    return [r for r in runs.list_runs() if r.has_model() and r.evaluation_path.exists()]
+    """Runs with a saved model and a whole test evaluation, newest first."""
+    return [r for r in runs.list_runs() if r.has_model() and r.evaluation() is not None]
 
 
 def run_label(run: runs.Run) -> str:
-    """One line naming a run for select boxes: id, dataset, state, test accuracy."""
-    status = run.raw_status()
+    """One line naming a run for select boxes: id, dataset, state, test accuracy. Plain
+    text (select boxes do not render Markdown)."""
+    status = run.status()
     try:
         dataset = datasets.get_info(run.config.dataset).title
     except CnnError:
@@ -74,14 +94,6 @@ def run_label(run: runs.Run) -> str:
     accuracy = status.get("test_accuracy")
     tail = f" — test accuracy {accuracy:.1%}" if accuracy is not None else ""
     return f"{run.id} · {dataset} · {status.get('state', '?')}{tail}"
-
-
-def require(condition: bool, message: str, page: str, label: str, icon: str = "👉") -> None:
-    """Guard at the top of a page: explain what is missing, link to where to get it, stop."""
-    if not condition:
-        st.info(message)
-        st.page_link(page, label=label, icon=icon)
-        st.stop()
 
 
 def select_run(candidates: list[runs.Run], key: str, label: str = "Run",
@@ -104,6 +116,15 @@ def _remember_run(key: str) -> None:
     st.session_state[SELECTED_RUN] = st.session_state[key]
 
 
+# --- page furniture ----------------------------------------------------------------------
+def require(condition: bool, message: str, page: str, label: str, icon: str = "👉") -> None:
+    """Guard at the top of a page: explain what is missing, link to where to get it, stop."""
+    if not condition:
+        st.info(message)
+        st.page_link(page, label=label, icon=icon)
+        st.stop()
+
+
 def upscale(image: Image.Image | np.ndarray, side: int = 128) -> Image.Image:
     """Enlarge a small image by a whole factor with nearest-neighbour, so 28 px images show
     crisp pixels instead of the browser's blur. Images already this big are left alone."""
@@ -117,6 +138,7 @@ def upscale(image: Image.Image | np.ndarray, side: int = 128) -> Image.Image:
                         Image.Resampling.NEAREST)
 
 
-def show_error(error: CnnError) -> None:
-    """A user-facing problem as one readable line (never a traceback)."""
-    st.error(str(error), icon="⚠️")
+def show_error(error: CnnError | str) -> None:
+    """A user-facing problem as one readable line (never a traceback). Core messages can
+    quote user input (a file or run name), so they are escaped too."""
+    st.error(md(error), icon="⚠️")

@@ -1,17 +1,17 @@
 """Data: choose a dataset, get it onto the disk, look at it before training."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
-from cnn import datasets, download_jobs, explore
+from app_pages import charts, common
+from cnn import datasets, explore, install_jobs
 from cnn.errors import CnnError
 
 st.title("🖼️ Data")
 st.caption("Step 1 of the workflow: pick the images the network will learn from.")
 
-names = list(datasets.DATASETS)
+known = datasets.registry()
+names = list(known)
 on_disk = {name: datasets.is_available(name) for name in names}
 if st.session_state[common.DATASET] not in names:
     st.session_state[common.DATASET] = datasets.DEFAULT_DATASET
@@ -19,15 +19,15 @@ if st.session_state[common.DATASET] not in names:
 # is kept in common.DATASET for the Train page.
 name = st.selectbox(
     "Dataset", names, index=names.index(st.session_state[common.DATASET]), key="data_dataset",
-    format_func=lambda n: datasets.DATASETS[n].title + ("" if on_disk[n] else " (not downloaded)"),
+    format_func=lambda n: known[n].title + ("" if on_disk[n] else " (not downloaded)"),
 )
 st.session_state[common.DATASET] = name
 info = datasets.get_info(name)
 
 left, right = st.columns([3, 2])
 with left:
-    st.markdown(f"**{info.title}** — {info.description}")
-    st.caption(f"Source: {info.source} · Licence: {info.licence}")
+    st.markdown(f"**{common.md(info.title)}** — {common.md(info.description)}")
+    st.caption(f"Source: {common.md(info.source)} · Licence: {common.md(info.licence)}")
 with right:
     h, w, c = info.image_shape
     st.markdown(
@@ -39,26 +39,26 @@ with right:
 
 def download_panel(name: str, live: bool = False) -> None:
     """Start a background download, or show its progress (polled from disk while `live`)."""
-    job = download_jobs.status(name) or {}
+    job = install_jobs.status(name) or {}
     state = job.get("state")
-    if state == download_jobs.DOWNLOADING:
+    if state in install_jobs.ACTIVE_STATES:
         done, total = job.get("done") or 0, job.get("total")
         label = f"Downloading {info.title}: {done / 1e6:.1f} MB" + (
             f" of {total / 1e6:.1f} MB" if total else "")
         st.progress(min(done / total, 1.0) if total else 0.0, text=label)
         if st.button("Cancel download", key="cancel_download"):
-            download_jobs.cancel(name)
+            install_jobs.cancel(name)
         return
     if live:
         st.rerun()  # finished, failed or cancelled: redraw the page and stop polling
-    if state in (download_jobs.FAILED, download_jobs.CANCELLED):
-        st.warning(job.get("message", "The download did not finish."), icon="⚠️")
-        others = [datasets.DATASETS[n].title for n in names if on_disk[n]]
-        st.info("Datasets already on this computer: " + ", ".join(others)
+    if state in (install_jobs.FAILED, install_jobs.STOPPED, install_jobs.INTERRUPTED):
+        st.warning(common.md(job.get("message", "The download did not finish.")), icon="⚠️")
+        others = [known[n].title for n in names if on_disk[n]]
+        st.info("Datasets already on this computer: " + common.md(", ".join(others))
                 + ". Choose one of them above to go on.")
     if st.button(f"Download {info.title}", key="start_download", type="primary"):
         try:
-            download_jobs.start(name)
+            install_jobs.start(name)
         except CnnError as error:
             common.show_error(error)
         else:
@@ -70,12 +70,11 @@ live_download_panel = st.fragment(run_every=0.5)(download_panel)
 
 
 if not on_disk[name]:
-    st.info(f"{info.title} is not on this computer yet. It is looked for in "
-            + ", ".join(f"`{d}`" for d in datasets.data_dirs())
-            + " and downloaded into the first of them. Already here: "
-            + ", ".join(datasets.DATASETS[n].title for n in names if on_disk[n]) + ".",
+    st.info(f"{common.md(info.title)} is not on this computer yet. It is downloaded into "
+            "the data folder (set CNN_DATA_DIR to choose it). Already here: "
+            + common.md(", ".join(known[n].title for n in names if on_disk[n])) + ".",
             icon="📥")
-    if (download_jobs.status(name) or {}).get("state") == download_jobs.DOWNLOADING:
+    if (install_jobs.status(name) or {}).get("state") in install_jobs.ACTIVE_STATES:
         live_download_panel(name, live=True)
     else:
         download_panel(name)
@@ -98,7 +97,7 @@ picks = explore.samples_per_class(data.y_train, per_class, seed=per_class)
 scale = max(1, 64 // info.image_shape[0])
 for cls in class_ids:
     label_col, images_col = st.columns([1, 6], vertical_alignment="center")
-    label_col.markdown(f"**{info.class_names[cls]}**")
+    label_col.markdown(f"**{common.md(info.class_names[cls])}**")
     images_col.image(explore.mosaic(data.x_train[picks[cls]], scale=scale),
                      clamp=True, channels="RGB" if info.channels == 3 else "L")
 
@@ -110,16 +109,7 @@ counts = pd.DataFrame({
     "images": explore.class_counts(data.y_train, info.class_names)
     + explore.class_counts(data.y_test, info.class_names),
 })
-st.altair_chart(
-    alt.Chart(counts).mark_bar().encode(
-        x=alt.X("class:N", sort=list(info.class_names), title=None),
-        y=alt.Y("images:Q", title="Images"),
-        color=alt.Color("set:N", title="Set", scale=alt.Scale(range=["#E4572E", "#29335C"])),
-        xOffset="set:N",
-        tooltip=["class", "set", "images"],
-    ).properties(height=280),
-    width="stretch",
-)
+st.altair_chart(charts.class_balance(counts, list(info.class_names)), width="stretch")
 
 # Preprocessing: the only step is scaling pixels from 0…255 to 0…1, inside the model.
 st.subheader("Pixels before and after scaling")

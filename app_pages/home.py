@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages import common
-from cnn import runs
+from cnn import progress, runs
 from cnn.errors import CnnError
 
 # (icon, step, one sentence, page, link label)
@@ -24,19 +24,13 @@ STEPS = [
 
 
 def _progress(run: runs.Run, status: dict) -> tuple[float, str]:
-    """(fraction done, "Epoch 2 of 10 · batch 120 of 704") from the run's latest record."""
-    records = run.metrics()
-    if status.get("state") != runs.RUNNING or not records:
-        return 0.0, status.get("message") or status.get("state", "")
-    last = records[-1]
+    """(fraction done, "Epoch 2 of 10 · batch 120 of 704"), else the status message."""
+    message = status.get("message") or status.get("state", "")
     try:
-        epochs = run.config.epochs
+        done = progress.progress(run.metrics(), run.config.epochs, detailed=False)
     except CnnError:
-        return 0.0, status.get("message", "")
-    total = epochs * last["batches_per_epoch"]
-    return (min(1.0, last["step"] / total),
-            f"Epoch {last['epoch']} of {epochs} · batch {last['batch']} of "
-            f"{last['batches_per_epoch']}")
+        return 0.0, message
+    return done if done and status.get("state") == runs.RUNNING else (0.0, message)
 
 
 @st.fragment(run_every=2.0)
@@ -50,11 +44,11 @@ def now_running() -> None:
         status = run.status()
         fraction, text = _progress(run, status)
         with st.container(border=True):
-            st.markdown(f"**{common.run_label(run)}**")
+            st.markdown(f"**{common.md(common.run_label(run))}**")
             if status.get("state") == runs.QUEUED:
                 st.caption("⏳ Waiting for its turn.")
             else:
-                st.progress(fraction, text=text)
+                st.progress(fraction, text=common.md(text))
     st.page_link(common.TRAIN, label="Watch it on the Train page", icon="🏋️")
 
 
@@ -88,5 +82,5 @@ with latest:
         accuracy = report.get("test_accuracy")
         st.metric("Test accuracy", "?" if accuracy is None else f"{accuracy:.1%}", border=True,
                   help="Share of the test pictures (never seen in training) it got right.")
-        st.caption(common.run_label(run))
+        st.caption(common.md(common.run_label(run)))
         st.page_link(common.EVALUATE, label="See where it goes wrong", icon="📊")

@@ -103,7 +103,8 @@ def bench_engine_vs_fit(repeats: int, train_images: int, epochs: int) -> dict:
 
     from cnn import datasets, models, runs
     from cnn.callbacks import MetricsRecorder, RunController
-    from cnn.config import preset
+    from cnn.presets import preset
+    from cnn.jobs import StatusWriter
     from cnn.training import _RunProgress
 
     data = datasets.load("fashion_mnist", download_missing=False)
@@ -125,7 +126,7 @@ def bench_engine_vs_fit(repeats: int, train_images: int, epochs: int) -> dict:
                                                steps * epochs)
                     callbacks = [controller,
                                  MetricsRecorder(run.metrics_path, params.batch_size, steps),
-                                 _RunProgress(run, controller)]
+                                 _RunProgress(StatusWriter(run), run, controller)]
                 start = time.perf_counter()
                 model.fit(x, y, batch_size=params.batch_size, epochs=epochs, shuffle=True,
                           verbose=0, callbacks=callbacks)
@@ -146,7 +147,7 @@ import json, statistics
 import keras
 from keras import layers, models, losses
 from cnn import datasets, models as cnn_models
-from cnn.config import preset
+from cnn.presets import preset
 from cnn.training import steps_per_execution
 data = datasets.load("cifar10", download_missing=False)
 x, y = data.x_train[:{images}], data.y_train[:{images}].astype("int32")
@@ -186,7 +187,7 @@ def bench_tutorial_vs_seed(data_dir: Path, epochs: int) -> dict:
     ours = run_child(f"""
         import json
         from cnn import runs
-        from cnn.config import preset
+        from cnn.presets import preset
         from cnn.training import execute
         # No validation hold-out: the same 50,000 training images as the seed script.
         run = runs.create_run(preset("tutorial", dataset="cifar10", epochs={epochs},
@@ -242,7 +243,7 @@ def bench_time_to_92(preset_name: str, **overrides) -> dict:
         result = run_child(f"""
             import json
             from cnn import runs
-            from cnn.config import preset
+            from cnn.presets import preset
             from cnn.training import execute
             run = runs.create_run(preset({preset_name!r}, dataset="fashion_mnist",
                                          **{overrides!r}), {tmp!r}, start=False)

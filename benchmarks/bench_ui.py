@@ -196,10 +196,10 @@ def bench_prediction(page, app, run, clicks: int, core_repeats: int) -> dict:
 
 def core_prediction_ms(run, repeats: int) -> dict:
     """cnn.inference.predict on one test image, the model loaded once (as the app caches it)."""
-    from cnn import datasets, inference
+    from cnn import checkpoints, datasets, inference
 
     data = datasets.load("digits", download_missing=False)
-    model = inference.load_model(run.model_path)
+    model = checkpoints.load_model(run.model_path)
     names = list(data.info.class_names)
     for image in data.x_test[:3]:  # the first calls trace the model's function
         inference.predict(model, [image], names, 5)
@@ -237,7 +237,7 @@ def responsiveness(page, repeats: int) -> dict:
 
 def bench_while_training(page, app, repeats: int) -> dict:
     from cnn import runs
-    from cnn.config import preset
+    from cnn.presets import preset
 
     open_page(page, app, "Data")
     choose(page, "Dataset", "Digits (scikit-learn)")
@@ -274,7 +274,7 @@ def bench_while_training(page, app, repeats: int) -> dict:
 
 def train_tiny_run(app):
     from cnn import runs
-    from cnn.config import preset
+    from cnn.presets import preset
 
     run = runs.create_run(preset("fast", dataset="digits", epochs=1, train_size=300),
                           root=app.runs_dir)

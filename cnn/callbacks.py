@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
+
+from cnn.config import check_learning_rate
+from cnn.errors import ConfigError
+from cnn.store import read_json
 
 
 class MetricsRecorder(keras.callbacks.Callback):
@@ -39,12 +42,16 @@ class MetricsRecorder(keras.callbacks.Callback):
         self.min_interval = min_interval
         self.clock = clock
         self._file = None
+        self.start = None
+        self.step = self.epoch = self.batch = self.epoch_images = 0
+        self.first_batch_end = None
 
     def on_train_begin(self, logs=None):
-        self._file = open(self.path, "a", encoding="utf-8")
         self.start = self.clock()
         self.step = 0
         self.epoch = 0
+        self.batch = 0
+        self.first_batch_end = None
         self.last_record = -math.inf
         self.train_seconds = 0.0  # time spent in training batches, all epochs
         self.train_images = 0
@@ -77,6 +84,20 @@ class MetricsRecorder(keras.callbacks.Callback):
         self.train_images += self.epoch_images
         self._write("epoch", logs, self.clock(), partial=self.batch < self.batches_per_epoch)
 
+    def write_start(self, loss: float | None, accuracy: float | None) -> None:
+        """The network before any training (step 0): the chart's first point, at once."""
+        self._write("start", {"loss": loss, "accuracy": accuracy}, self.clock())
+
+    def event(self, details: dict[str, Any]) -> None:
+        """Record something that happened at this step (a learning-rate change, a pause)."""
+        self._write("event", {}, self.clock(), **details)
+
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` (a pause) out of the elapsed time and of images/s."""
+        self.start += seconds
+        if self.first_batch_end is not None:
+            self.first_batch_end += seconds
+
     def on_train_end(self, logs=None):
         if self._file is not None:
             self._file.close()
@@ -90,7 +111,7 @@ class MetricsRecorder(keras.callbacks.Callback):
 
     def _write(self, kind: str, logs: dict[str, Any] | None, now: float, **extra: Any):
         logs = dict(logs or {})
-        seconds = self._epoch_seconds
+        seconds = self._epoch_seconds if self.first_batch_end is not None else 0.0
         record = {
             "kind": kind,
             "step": self.step,
@@ -101,13 +122,15 @@ class MetricsRecorder(keras.callbacks.Callback):
             "accuracy": _number(logs.get("accuracy")),
             "learning_rate": _current_learning_rate(self.model),
             "images_per_second": self.epoch_images / seconds if seconds > 0 else None,
-            "elapsed": now - self.start,
+            "elapsed": 0.0 if self.start is None else now - self.start,
             **extra,
         }
         if kind == "epoch":
             record["val_loss"] = _number(logs.get("val_loss"))
             record["val_accuracy"] = _number(logs.get("val_accuracy"))
-        self._file.write(json.dumps(record) + "\n")
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._file.write(json.dumps(record, allow_nan=False) + "\n")
         self._file.flush()
 
     @property
@@ -119,12 +142,16 @@ class MetricsRecorder(keras.callbacks.Callback):
 class RunController(keras.callbacks.Callback):
     """Applies the learning-rate schedule and the requests in the run's control file.
 
-    The schedule: linear warm-up from 0 over `warmup_steps`, then constant or cosine decay
-    to 0 at `total_steps`, all scaled by the peak learning rate - which a request can
-    change mid-run. A stop request ends training after the current batch.
+    The schedule is Keras's `CosineDecay` with linear warm-up (or a constant after the
+    warm-up), normalised to a peak of 1 and scaled by the peak learning rate — which a
+    request can change mid-run. Requests: stop (ends training after the current batch
+    group), a new peak learning rate, pause / resume, and one step (a batch group or the
+    rest of an epoch) while paused. `time_limit` seconds of training (pauses excluded)
+    stop it as a stop request does.
 
     Args:
-        control_path: JSON file with optional keys "stop" (bool) and "learning_rate".
+        control_path: the run's control.json (read every batch group: it is a few bytes,
+            and a file's modification time cannot tell two quick writes apart).
         peak_learning_rate: the configured learning rate.
         total_steps: batches in the whole run.
         warmup_steps: batches of linear warm-up.
@@ -132,37 +159,64 @@ class RunController(keras.callbacks.Callback):
         steps_per_epoch: batches per epoch (default: the whole run is one epoch). With
             `steps_per_execution` > 1 Keras calls back once per group of batches, so the
             step is worked out from the epoch and Keras's batch index, not counted.
+        time_limit: seconds of training before stopping by itself, or None.
+        on_event: called with a dict for every change worth recording (learning rate
+            changed, paused, resumed, time limit reached).
+        on_pause: called with (True, 0) when training pauses and (False, seconds paused)
+            when it resumes.
+        clock: time source (tests pass a fake).
     """
 
     def __init__(self, control_path: str | Path, peak_learning_rate: float, total_steps: int,
                  warmup_steps: int = 0, schedule: str = "constant",
-                 steps_per_epoch: int | None = None):
+                 steps_per_epoch: int | None = None, time_limit: float | None = None,
+                 on_event: Callable[[dict], None] | None = None,
+                 on_pause: Callable[[bool, float], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, poll_seconds: float = 0.1):
         super().__init__()
         self.control_path = Path(control_path)
         self.peak = peak_learning_rate
         self.total_steps = max(1, total_steps)
         self.warmup_steps = warmup_steps
-        self.schedule = schedule
         self.steps_per_epoch = steps_per_epoch or self.total_steps
+        self.time_limit = time_limit
+        self.on_event = on_event or (lambda event: None)
+        self.on_pause = on_pause or (lambda paused, seconds: None)
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        decay_steps = max(1, self.total_steps - warmup_steps)
+        # A constant schedule is a cosine whose floor is its peak (alpha=1).
+        self.shape = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup_steps else 1.0, decay_steps, alpha=0.0 if schedule == "cosine" else 1.0,
+            warmup_target=1.0 if warmup_steps else None, warmup_steps=warmup_steps)
+        self.heartbeat = clock()  # last sign of life, for the worker's watchdog
 
     def on_train_begin(self, logs=None):
         self.step = 0
         self.epoch_offset = 0
+        self.epoch = 0
         self.stop_requested = False
-        self._control_mtime = None
+        self.stop_reason = None
         self._lr = None
+        self._step_done = None  # the id of the last step request carried out
+        self._run_to_epoch_end = False
+        self.paused_seconds = 0.0
+        self.started = self.clock()
+        self._read_control()
+        self._step_done = (self._control.get("step") or {}).get("id")
 
     def learning_rate_at(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return self.peak * (step + 1) / self.warmup_steps
-        if self.schedule == "cosine":
-            span = max(1, self.total_steps - self.warmup_steps)
-            progress = min(1.0, (step - self.warmup_steps) / span)
-            return self.peak * 0.5 * (1 + math.cos(math.pi * progress))
-        return self.peak
+        # During the warm-up Keras's schedule gives step/warmup; one step later keeps the
+        # first batch from being wasted at a learning rate of 0.
+        at = step + 1 if step < self.warmup_steps else step
+        return self.peak * float(self.shape(at))
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
         self.epoch_offset = epoch * self.steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._run_to_epoch_end = False
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step = self.epoch_offset + batch
@@ -174,26 +228,62 @@ class RunController(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = self.epoch_offset + batch + 1
+        self.heartbeat = self.clock()
         self._read_control()
+        if not self.stop_requested and self.time_limit is not None and \
+                self.training_seconds >= self.time_limit:
+            self.stop_requested, self.stop_reason = True, "time limit"
+            self.on_event({"event": "time_limit", "seconds": self.time_limit})
+        if not self.stop_requested and self._wants_pause():
+            self._pause()
         if self.stop_requested:
             self.model.stop_training = True
 
+    @property
+    def training_seconds(self) -> float:
+        return self.clock() - self.started - self.paused_seconds
+
+    def _wants_pause(self) -> bool:
+        if not self._control.get("paused") or self._run_to_epoch_end:
+            return False
+        step = self._control.get("step") or {}
+        if step.get("id") is not None and step.get("id") != self._step_done:
+            # A step was asked for while paused: carry it out (this group was it), or run
+            # on to the end of the epoch.
+            self._step_done = step.get("id")
+            if step.get("unit") == "epoch":
+                self._run_to_epoch_end = True
+            return False
+        return True
+
+    def _pause(self):
+        """Wait, reading requests, until resumed, stepped or stopped."""
+        began = self.clock()
+        self.on_pause(True, 0.0)
+        self.on_event({"event": "paused"})
+        while True:
+            time.sleep(self.poll_seconds)
+            self.heartbeat = self.clock()
+            self._read_control()
+            if self.stop_requested or not self._wants_pause():
+                break
+        self.paused_seconds += self.clock() - began
+        self.on_pause(False, self.clock() - began)
+        if not self.stop_requested:
+            self.on_event({"event": "resumed"})
+
     def _read_control(self):
+        control = read_json(self.control_path)
+        self._control = control if isinstance(control, dict) else {}
+        if self._control.get("stop") and not self.stop_requested:
+            self.stop_requested, self.stop_reason = True, "stop"
+        lr = self._control.get("learning_rate")
         try:
-            mtime = os.stat(self.control_path).st_mtime_ns
-        except FileNotFoundError:
+            check_learning_rate(lr)
+        except ConfigError:
             return
-        if mtime == self._control_mtime:
-            return
-        self._control_mtime = mtime
-        try:
-            control = json.loads(self.control_path.read_text())
-        except (OSError, ValueError):
-            return
-        if control.get("stop"):
-            self.stop_requested = True
-        lr = control.get("learning_rate")
-        if isinstance(lr, (int, float)) and 0 < lr <= 10:
+        if float(lr) != self.peak:
+            self.on_event({"event": "learning_rate", "from": self.peak, "to": float(lr)})
             self.peak = float(lr)
 
 

@@ -14,8 +14,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cnn import config, datasets, runs
-from cnn.errors import CnnError
+from cnn import config, datasets, presets, runs
+from cnn.errors import CnnError, ConfigError
+from cnn.store import JsonLinesReader, storage_error
+
+# The training flags: HyperParams fields, each with the type, choices and help its Setting
+# declares (one source for the form, the CLI and `validate`).
+TRAIN_FLAGS = ("epochs", "batch_size", "learning_rate", "optimizer", "train_size",
+               "validation_split", "seed", "precision", "time_limit")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (and a pointer to --help), not the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # a file we could not write or read: one sentence, exit 1
+        print(f"error: {storage_error(error, error.filename or '.', 'use')}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug: one line here, the traceback only when asked for
+        if os.environ.get("CNN_DEBUG"):
+            raise
+        print(f"error: an internal error stopped this command ({type(error).__name__}: "
+              f"{error}); run it again with CNN_DEBUG=1 for the details", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--runs-dir", type=Path, default=None,
                         help="where runs live (default: $CNN_RUNS_DIR, else ./runs)")
     common.add_argument("--data-dir", type=Path, default=None,
@@ -42,8 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true",
                         help="print one JSON object as the last line of stdout")
 
-    parser = argparse.ArgumentParser(prog="python -m cnn", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = _Parser(prog="python -m cnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("datasets", parents=[common], help="list the datasets and where they are")
     p.set_defaults(handler=cmd_datasets)
@@ -53,17 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_download)
 
     p = sub.add_parser("train", parents=[common], help="train a network (waits until done)")
-    p.add_argument("--dataset", default=datasets.DEFAULT_DATASET, help="a name from `datasets`")
-    p.add_argument("--preset", default=config.DEFAULT_PRESET, choices=list(config.PRESETS))
-    p.add_argument("--config", type=Path, help="a JSON file of hyperparameters (over the preset)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--optimizer", choices=config.OPTIMIZERS)
-    p.add_argument("--train-size", type=int, help="train on this many images only")
-    p.add_argument("--validation-split", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=config.PRECISIONS)
+    p.add_argument("--dataset", help="a name from `datasets` (default: the config file's, "
+                   f"else {datasets.DEFAULT_DATASET})")
+    p.add_argument("--preset", default=presets.DEFAULT, choices=list(presets.PRESETS))
+    p.add_argument("--config", type=Path, help="a JSON file of hyperparameters (over the "
+                   "preset; the flags below override it)")
+    for name in TRAIN_FLAGS:
+        setting = config.spec(name)
+        kind = {config.INT: int, config.FLOAT: float}.get(setting.kind)
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind,
+                       choices=setting.choices or None, help=setting.help)
     p.add_argument("--detach", action="store_true",
                    help="queue the run and return at once (follow it with `runs`)")
     p.set_defaults(handler=cmd_train)
@@ -117,35 +138,38 @@ def cmd_datasets(args) -> int:
 
 def cmd_download(args) -> int:
     info = datasets.get_info(args.name)
-    path = datasets.download(args.name, progress=_download_progress(info.title))
+    path = datasets.install(args.name, progress=_download_progress(info.title))
     print(file=sys.stderr)
     _emit(args, {"name": args.name, "path": str(path)}, f"{info.title}: {path}")
     return 0
 
 
 def _hyperparams(args) -> config.HyperParams:
-    overrides: dict[str, Any] = {}
+    """The preset, then the config file over it, then the flags given over both."""
+    settings: dict[str, Any] = dict(presets.PRESETS[args.preset])
     if args.config:
         try:
-            overrides.update(json.loads(args.config.read_text()))
-        except (OSError, ValueError) as error:
-            raise CnnError(f"Cannot read the config file {args.config}: {error}") from None
-    overrides.update({
-        "dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "optimizer": args.optimizer,
-        "train_size": args.train_size, "validation_split": args.validation_split,
-        "seed": args.seed, "precision": args.precision,
-    })
-    return config.preset(args.preset, **overrides)
+            text = args.config.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"Cannot read the config file {args.config} "
+                              f"({getattr(error, 'strerror', None) or error}).") from None
+        from_file = config.HyperParams.from_json(text)  # ConfigError names what is wrong
+        given = json.loads(text)
+        settings.update({key: value for key, value in from_file.to_dict().items()
+                         if key in given})
+    flags = {name: getattr(args, name) for name in ("dataset", *TRAIN_FLAGS)}
+    settings.update({key: value for key, value in flags.items() if value is not None})
+    settings.setdefault("dataset", datasets.DEFAULT_DATASET)
+    return config.HyperParams.from_dict(settings)
 
 
 def cmd_train(args) -> int:
     params = _hyperparams(args)
     info = datasets.get_info(params.dataset)
-    params.validate(info.image_shape)
+    params.validate(info.image_shape, info.num_classes)
     if not datasets.is_available(params.dataset):
         # Download here, with progress, so a missing dataset offline fails fast with exit 2.
-        datasets.download(params.dataset, progress=_download_progress(info.title))
+        datasets.install(params.dataset, progress=_download_progress(info.title))
     run = runs.create_run(params, args.runs_dir)
     print(f"run {run.id} queued", file=sys.stderr)
     if args.detach:
@@ -157,7 +181,7 @@ def cmd_train(args) -> int:
         "epochs_completed": status.get("epochs_completed", 0),
         "test_loss": status.get("test_loss"), "test_accuracy": status.get("test_accuracy"),
         "train_images_per_second": status.get("train_images_per_second"),
-        "seconds": status.get("train_seconds"),
+        "seconds": status.get("fit_seconds", status.get("train_seconds")),
     }
     text = f"{run.id}: {status['state']} — {status.get('message', '')}"
     _emit(args, payload, text)
@@ -173,13 +197,13 @@ def _download_progress(title: str):
 
 def _follow(run: runs.Run, poll: float = 0.5) -> dict[str, Any]:
     """Print progress to stderr until the run ends; Ctrl+C asks it to stop (and waits)."""
-    reader = runs.JsonLinesReader(run.metrics_path)
+    reader = JsonLinesReader(run.metrics_path)
     shown = 0
     last_message = None
     while True:
         try:
             status = run.status()
-            records = reader.read()
+            records = runs.clean_records(reader.read())
             for record in records[shown:]:
                 if record.get("kind") == "epoch":
                     print(_epoch_line(record), file=sys.stderr)
@@ -200,6 +224,7 @@ def _follow(run: runs.Run, poll: float = 0.5) -> dict[str, Any]:
 
 
 def _epoch_line(r: dict[str, Any]) -> str:
+    """One line per epoch record, e.g. "epoch 2: loss 0.4120 accuracy 0.8531 ..." """
     def fmt(key):
         value = r.get(key)
         return "—" if value is None else f"{value:.4f}"
@@ -217,16 +242,18 @@ def cmd_runs(args) -> int:
         try:
             params = run.config
             dataset, epochs = params.dataset, params.epochs
-        except CnnError:
+        except CnnError as error:
             dataset, epochs = "?", None
+            status = {**status, "problem": status.get("problem") or str(error)}
         rows.append({"run_id": run.id, "status": status["state"], "dataset": dataset,
                      "epochs": epochs, "epochs_completed": status.get("epochs_completed", 0),
                      "test_accuracy": status.get("test_accuracy"),
-                     "message": status.get("message")})
+                     "message": status.get("message"), "problem": status.get("problem")})
     text = "\n".join(
         f"{r['run_id']:<36} {r['status']:<11} {r['dataset']:<14} "
-        f"{r['epochs_completed']}/{r['epochs']} epochs  "
+        f"{r['epochs_completed']}/{r['epochs'] or '?'} epochs  "
         + (f"test accuracy {r['test_accuracy']:.1%}" if r["test_accuracy"] is not None else "")
+        + (f"  (damaged: {r['problem']})" if r["problem"] else "")
         for r in rows) or "no runs yet"
     _emit(args, {"runs": rows}, text)
     return 0
@@ -252,7 +279,7 @@ def cmd_evaluate(args) -> int:
     run = runs.get_run(args.run_id, args.runs_dir)
     result = None if args.recompute else run.evaluation()
     if result is None:
-        from cnn.training import evaluate_run
+        from cnn.evaluation import evaluate_run
 
         result = evaluate_run(run)
     lines = [f"test loss {result['test_loss']:.4f}  test accuracy {result['test_accuracy']:.2%}",
@@ -265,6 +292,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from cnn import inference
+    from cnn.checkpoints import load_model
 
     run = runs.get_run(args.run_id, args.runs_dir)
     if not run.has_model():
@@ -272,7 +300,7 @@ def cmd_predict(args) -> int:
     if args.top_k < 1:
         raise CnnError("--top-k must be at least 1.")
     info = datasets.get_info(run.config.dataset)
-    model = inference.load_model(run.model_path)
+    model = load_model(run.model_path)
     files, read_errors = [], {}
     for path in args.images:
         try:
@@ -281,7 +309,7 @@ def cmd_predict(args) -> int:
             read_errors[str(path)] = f"Cannot read {path}: {error.strerror}."
     results = {r.name: r for r in inference.classify_files(
         model, files, info.image_shape, info.class_names, info.light_on_dark,
-        top_k=args.top_k, dataset=info.name)}
+        top_k=args.top_k, framing=info.framing)}
     payload, lines = [], []
     for path in args.images:
         name = str(path)

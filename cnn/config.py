@@ -1,7 +1,8 @@
 """Hyperparameters: one dataclass that drives the form, the CLI, the saved run and the tests.
 
-`HyperParams.validate(image_shape)` is the one place that checks them; its messages are
-written for a student. Presets are plain data applied over the defaults.
+Each field declares its label, help and limits once (`Setting`, in the field's metadata);
+`HyperParams.validate` checks them, the Train page's widgets and the CLI's flags are made
+from them. Messages are written for a student. Presets are data (`cnn.presets`).
 """
 
 from __future__ import annotations
@@ -17,49 +18,170 @@ from cnn.errors import ConfigError
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PADDINGS = ("valid", "same")
 SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+# mixed_float16 is for GPUs without bfloat16 (loss scaling is added for it).
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+INT, FLOAT, BOOL, CHOICE = "int", "float", "bool", "choice"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the form, the CLI and `validate` need to know about one field."""
+
+    label: str  # as a student reads it: "Learning rate"
+    kind: str  # INT, FLOAT, BOOL or CHOICE
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the limit itself is not allowed
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    step: float | None = None  # the form's step
+    optional: bool = False  # None is allowed (e.g. "all training images")
+    widget_label: str = ""  # a shorter label where the form's context says the rest
+
+    @property
+    def short_label(self) -> str:
+        return self.widget_label or self.label
+
+    def check(self, value: Any, label: str | None = None,
+              error: type[Exception] = ConfigError) -> None:
+        """Raise `error` with a student-readable message if `value` does not fit."""
+        label = label or self.label
+        if value is None and self.optional:
+            return
+        if self.kind == BOOL:
+            if not isinstance(value, bool):
+                raise error(f"{label} is on or off (true or false), not {_shown(value)}.")
+        elif self.kind == CHOICE:
+            if not isinstance(value, str) or value not in self.choices:
+                raise error(f"{label} must be one of {', '.join(self.choices)} "
+                            f"(got {_shown(value)}).")
+        elif self.kind == INT:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise error(f"{label} must be a whole number, not {_shown(value)}.")
+            if not self.low <= value <= self.high:
+                raise error(f"{label} must be between {self.low:,} and {self.high:,} "
+                            f"(got {value:,}).")
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise error(f"{label} must be a number, not {_shown(value)}.")
+            too_low = value <= self.low if self.low_open else value < self.low
+            too_high = value >= self.high if self.high_open else value > self.high
+            if too_low or too_high:
+                lo = "above" if self.low_open else "at least"
+                hi = "below" if self.high_open else "at most"
+                raise error(f"{label} must be {lo} {self.low:g} and {hi} {self.high:g} "
+                            f"(got {value:g}).")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, bool, type(None))) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def setting(default: Any, label: str, kind: str, help: str = "", **limits: Any):
+    """A dataclass field that carries its Setting."""
+    spec = Setting(label, kind, help, **limits)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"setting": spec})
+    return field(default=default, metadata={"setting": spec})
+
+
+def spec(name: str, cls: type | None = None) -> Setting:
+    """The Setting of field `name` (of HyperParams, or of `cls`)."""
+    for f in dataclasses.fields(cls or HyperParams):
+        if f.name == name:
+            return f.metadata["setting"]
+    raise KeyError(name)
+
+
+MAX_CONV_BLOCKS = 12
+MAX_DENSE_LAYERS = 8
 
 
 @dataclass
 class ConvBlock:
     """One Conv2D (+ optional batch norm) + ReLU, optionally followed by 2×2 max-pooling."""
 
-    filters: int = 32  # feature maps this convolution learns
-    kernel_size: int = 3  # side of the square kernel
-    pool: bool = True  # 2×2 max-pooling after the convolution halves height and width
+    filters: int = setting(32, "Filters", INT, "Feature maps this convolution learns.",
+                           low=1, high=1024)
+    kernel_size: int = setting(3, "Kernel size", INT, "Side of the square kernel.",
+                               low=1, high=15)
+    pool: bool = setting(True, "Max-pool", BOOL, "2×2 max-pooling after the convolution "
+                         "halves height and width.")
 
 
 def _tutorial_blocks() -> list[ConvBlock]:
     return [ConvBlock(32, 3, True), ConvBlock(64, 3, True), ConvBlock(64, 3, False)]
 
 
+LEARNING_RATE = Setting(
+    "Learning rate", FLOAT, "How big a step the optimizer takes. Too big: the loss jumps "
+    "around; too small: it learns slowly.", low=0.0, high=10.0, low_open=True)
+
+
+def check_learning_rate(value: Any, error: type[Exception] = ConfigError) -> None:
+    """The one learning-rate rule, for the form, a live change and the worker alike."""
+    LEARNING_RATE.check(value, error=error)
+
+
 @dataclass
 class HyperParams:
     """Everything that defines a training run. Defaults are the Keras CIFAR-10 tutorial."""
 
-    dataset: str = "cifar10"  # a key of cnn.datasets.DATASETS
+    dataset: str = "cifar10"  # a dataset name (cnn.datasets)
     # Architecture
     conv_blocks: list[ConvBlock] = field(default_factory=_tutorial_blocks)
-    padding: str = "valid"  # "valid" shrinks each conv output by kernel-1; "same" keeps the size
-    batch_norm: bool = False  # BatchNormalization after each convolution
-    dropout: float = 0.0  # dropout rate after the convolutions and after each dense layer
-    dense_units: list[int] = field(default_factory=lambda: [64])  # hidden dense layers
+    padding: str = setting("valid", "Padding", CHOICE, "valid: each convolution trims the "
+                           "border (kernel − 1 pixels); same: pads it so the size stays.",
+                           choices=PADDINGS)
+    batch_norm: bool = setting(False, "Batch normalisation", BOOL,
+                               "BatchNormalization after each convolution.")
+    dropout: float = setting(0.0, "Dropout", FLOAT, "Share of activations switched off at "
+                             "random while training.", low=0.0, high=0.9, step=0.05)
+    dense_units: list[int] = setting([64], "Dense layers", INT, "Units of the hidden dense "
+                                     "layers after flattening, e.g. 128, 64. The output layer "
+                                     "(one unit per class) is always added.", low=1, high=8192)
     # Optimisation
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3  # peak learning rate
-    weight_decay: float = 0.0  # decoupled weight decay (adamw, sgd)
-    lr_schedule: str = "constant"  # "cosine" decays to 0 by the last batch
-    warmup_epochs: float = 0.0  # linear warm-up from 0 to the peak, in epochs
-    label_smoothing: float = 0.0
-    batch_size: int = 64
-    epochs: int = 10
+    optimizer: str = setting("adam", "Optimizer", CHOICE, "How the weights are changed "
+                             "from the gradients.", choices=OPTIMIZERS)
+    learning_rate: float = field(default=1e-3, metadata={"setting": LEARNING_RATE})
+    weight_decay: float = setting(0.0, "Weight decay", FLOAT, "Pulls weights towards 0 "
+                                  "(adamw and sgd only).", low=0.0, high=1.0, step=1e-4)
+    lr_schedule: str = setting("constant", "Learning-rate schedule", CHOICE, "cosine: the "
+                               "learning rate glides down to 0 by the end.", choices=SCHEDULES)
+    warmup_epochs: float = setting(0.0, "Warm-up (epochs)", FLOAT, "Start from learning rate "
+                                   "0 and grow to the full rate.", low=0.0, high=1000.0,
+                                   step=0.5)
+    label_smoothing: float = setting(0.0, "Label smoothing", FLOAT, "Aim for 90% sure "
+                                     "instead of 100%: less over-confidence.", low=0.0,
+                                     high=0.5, high_open=True, step=0.05)
+    batch_size: int = setting(64, "Batch size", INT, "Images per step: the weights change "
+                              "once per batch.", low=1, high=8192)
+    epochs: int = setting(10, "Epochs", INT, "How many times the network sees every "
+                          "training image.", low=1, high=1000)
     # Data
-    augment_flip: bool = False  # random horizontal flips while training
-    augment_shift: float = 0.0  # random shifts, as a fraction of the image size
-    validation_split: float = 0.1  # fraction of the training set held out for validation
-    train_size: int | None = None  # use only this many training images (quick runs)
-    seed: int = 42
-    precision: str = "auto"  # "auto": bfloat16 compute where the hardware supports it
+    augment_flip: bool = setting(False, "Random horizontal flips", BOOL, "Mirror training "
+                                 "images at random (not for digits or letters!).")
+    augment_shift: float = setting(0.0, "Random shifts", FLOAT, "Move training images by up "
+                                   "to this share of their size.", low=0.0, high=0.5,
+                                   step=0.05)
+    validation_split: float = setting(0.1, "Validation split", FLOAT, "Share of the training "
+                                      "images held back to check on after each epoch.",
+                                      low=0.0, high=0.5, step=0.05)
+    train_size: int | None = setting(None, "Training subset size", INT, "Train on only this "
+                                     "many images (quick runs).", low=1, high=10_000_000,
+                                     optional=True, step=100, widget_label="Training images")
+    time_limit: float | None = setting(None, "Time limit", FLOAT, "Seconds of training "
+                                       "after which it stops by itself and tests what it "
+                                       "learnt, as Stop does.", low=1.0, high=86_400.0,
+                                       optional=True, step=10.0,
+                                       widget_label="Time limit (seconds)")
+    seed: int = setting(42, "Seed", INT, "Same seed, same run.", low=0, high=2**31 - 1)
+    precision: str = setting("auto", "Precision", CHOICE, "auto: bfloat16 maths where the "
+                             "hardware is fast at it, else float32.", choices=PRECISIONS)
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -69,220 +191,107 @@ class HyperParams:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HyperParams:
+    def from_dict(cls, data: Any) -> HyperParams:
+        """From JSON-like data; ConfigError (never a TypeError) for anything malformed.
+        Values are type-checked by `validate`, not here."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"Settings must be a JSON object of name: value pairs, not "
+                              f"{_kind_of(data)}.")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
             raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}.")
         values = dict(data)
         if "conv_blocks" in values:
-            values["conv_blocks"] = [
-                b if isinstance(b, ConvBlock) else _conv_block_from_dict(b)
-                for b in values["conv_blocks"]
-            ]
+            blocks = values["conv_blocks"]
+            if not isinstance(blocks, list):
+                raise ConfigError(f"conv_blocks must be a list of blocks like "
+                                  f'{{"filters": 32, "kernel_size": 3, "pool": true}}, not '
+                                  f"{_kind_of(blocks)}.")
+            values["conv_blocks"] = [b if isinstance(b, ConvBlock) else _conv_block(b, i)
+                                     for i, b in enumerate(blocks, start=1)]
         if "dense_units" in values:
-            values["dense_units"] = list(values["dense_units"])
+            units = values["dense_units"]
+            if not isinstance(units, list):
+                raise ConfigError(f"dense_units must be a list of whole numbers like "
+                                  f"[128, 64], not {_kind_of(units)}.")
+            values["dense_units"] = list(units)
+        if "dataset" in values and not isinstance(values["dataset"], str):
+            raise ConfigError(f"dataset must be a dataset's name, not {_kind_of(values['dataset'])}.")
         return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> HyperParams:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            raise ConfigError("The settings are nested far too deeply to be settings.") \
+                from None
+        except ValueError as error:
+            raise ConfigError(f"The settings are not valid JSON ({error}).") from None
+        return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> HyperParams:
         """A copy with some settings changed (validated only when `validate` is called)."""
         return HyperParams.from_dict({**self.to_dict(), **changes})
 
     # --- validation ----------------------------------------------------------------
-    def validate(self, image_shape: tuple[int, int, int] | None = None) -> HyperParams:
+    def validate(self, image_shape: tuple[int, int, int] | None = None,
+                 num_classes: int | None = None) -> HyperParams:
         """Raise ConfigError with a student-readable message; return self when all is well.
 
         With `image_shape` (height, width, channels) the architecture is also checked
-        against the images it will see.
+        against the images it will see, and with `num_classes` too its size against what
+        a shared laptop can train (`cnn.architecture.check_size`).
         """
-        _check_int("Batch size", self.batch_size, 1, 65536)
-        _check_int("Epochs", self.epochs, 1, 1000)
-        _check_int("Seed", self.seed, 0, 2**31 - 1)
-        if self.train_size is not None:
-            _check_int("Training subset size", self.train_size, 1, 10_000_000)
-        _check_float("Learning rate", self.learning_rate, 0.0, 10.0, low_open=True)
-        _check_float("Weight decay", self.weight_decay, 0.0, 1.0)
-        _check_float("Warm-up", self.warmup_epochs, 0.0, float(self.epochs))
-        _check_float("Label smoothing", self.label_smoothing, 0.0, 0.5, high_open=True)
-        _check_float("Dropout", self.dropout, 0.0, 0.9)
-        _check_float("Validation split", self.validation_split, 0.0, 0.5)
-        _check_float("Shift augmentation", self.augment_shift, 0.0, 0.5)
-        _check_choice("Optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("Padding", self.padding, PADDINGS)
-        _check_choice("Learning-rate schedule", self.lr_schedule, SCHEDULES)
-        _check_choice("Precision", self.precision, PRECISIONS)
-        if not isinstance(self.augment_flip, bool) or not isinstance(self.batch_norm, bool):
-            raise ConfigError("Flip augmentation and batch norm are on/off settings.")
+        for f in dataclasses.fields(self):
+            setting_ = f.metadata.get("setting")
+            if setting_ is None or f.name == "dense_units":
+                continue
+            setting_.check(getattr(self, f.name))
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(f"Warm-up ({self.warmup_epochs:g} epochs) cannot be longer than "
+                              f"the training ({self.epochs} epochs).")
         if not self.conv_blocks:
             raise ConfigError("A convolutional network needs at least one conv block.")
-        if len(self.conv_blocks) > 12:
-            raise ConfigError("At most 12 conv blocks, please.")
+        if len(self.conv_blocks) > MAX_CONV_BLOCKS:
+            raise ConfigError(f"At most {MAX_CONV_BLOCKS} conv blocks, please.")
         for i, block in enumerate(self.conv_blocks, start=1):
-            _check_int(f"Conv block {i}: filters", block.filters, 1, 1024)
-            _check_int(f"Conv block {i}: kernel size", block.kernel_size, 1, 15)
-            if not isinstance(block.pool, bool):
-                raise ConfigError(f"Conv block {i}: pooling is on or off.")
-        if len(self.dense_units) > 8:
-            raise ConfigError("At most 8 dense layers, please.")
+            for f in dataclasses.fields(ConvBlock):
+                f.metadata["setting"].check(getattr(block, f.name),
+                                            f"Conv block {i}: {f.metadata['setting'].label}")
+        if len(self.dense_units) > MAX_DENSE_LAYERS:
+            raise ConfigError(f"At most {MAX_DENSE_LAYERS} dense layers, please.")
         for i, units in enumerate(self.dense_units, start=1):
-            _check_int(f"Dense layer {i}: units", units, 1, 8192)
+            spec("dense_units").check(units, f"Dense layer {i}: units")
         if image_shape is not None:
-            feature_map_sizes(self, image_shape)
+            from cnn import architecture  # the plan of the network, computed without Keras
+
+            architecture.feature_map_sizes(self, image_shape)
+            if num_classes is not None:
+                architecture.check_size(self, image_shape, num_classes)
         return self
 
 
-def feature_map_sizes(params: HyperParams, image_shape: tuple[int, int, int]) -> list[int]:
-    """Side length of the feature maps after each conv block; ConfigError if one vanishes."""
-    height, width = image_shape[0], image_shape[1]
-    side = min(height, width)
-    sizes = []
-    poolings = 0
-    for i, block in enumerate(params.conv_blocks, start=1):
-        if params.padding == "valid":
-            if side < block.kernel_size:
-                raise ConfigError(
-                    f"Conv block {i}: the feature maps are only {side}×{side} here, smaller "
-                    f"than its {block.kernel_size}×{block.kernel_size} kernel. Remove a "
-                    "block, turn off a pooling, use a smaller kernel or padding 'same'."
-                )
-            side = side - block.kernel_size + 1
-        if block.pool:
-            poolings += 1
-            if side < 2:
-                most = _max_poolings(params, image_shape)
-                raise ConfigError(
-                    f"After {poolings} poolings a {height}×{width} image is "
-                    f"{max(side // 2, 0)}×{max(side // 2, 0)} — use at most {most}."
-                )
-            side //= 2
-        sizes.append(side)
-    return sizes
-
-
-def _max_poolings(params: HyperParams, image_shape: tuple[int, int, int]) -> int:
-    """How many of the blocks' poolings fit before the maps vanish (for the error text)."""
-    side = min(image_shape[0], image_shape[1])
-    count = 0
-    for block in params.conv_blocks:
-        if params.padding == "valid":
-            side = side - block.kernel_size + 1
-        if block.pool:
-            if side < 2:
-                break
-            side //= 2
-            count += 1
-    return count
-
-
-def _conv_block_from_dict(data: dict[str, Any]) -> ConvBlock:
+def _conv_block(data: Any, index: int) -> ConvBlock:
+    if not isinstance(data, dict):
+        raise ConfigError(f"Conv block {index} must be an object like "
+                          f'{{"filters": 32, "kernel_size": 3, "pool": true}}, not '
+                          f"{_kind_of(data)}.")
     known = {f.name for f in dataclasses.fields(ConvBlock)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(str(k) for k in set(data) - known)
     if unknown:
         raise ConfigError(f"Unknown conv block setting(s): {', '.join(unknown)}.")
     return ConvBlock(**data)
 
 
-def _check_int(label: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{label} must be a whole number, not {value!r}.")
-    if not low <= value <= high:
-        raise ConfigError(f"{label} must be between {low:,} and {high:,} (got {value:,}).")
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {list: "a list", dict: "an object", str: f"the text {_shown(value)}",
+            bool: _shown(value)}.get(type(value), f"the number {_shown(value)}"
+                                     if isinstance(value, (int, float)) else repr(value))
 
 
-def _check_float(
-    label: str,
-    value: Any,
-    low: float,
-    high: float,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{label} must be a number, not {value!r}.")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        lo = "above" if low_open else "at least"
-        hi = "below" if high_open else "at most"
-        raise ConfigError(f"{label} must be {lo} {low:g} and {hi} {high:g} (got {value:g}).")
-
-
-def _check_choice(label: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{label} must be one of {', '.join(choices)} (got {value!r}).")
-
-
-# What the efficient and strong presets share: "same" padding, a Dense(128) classifier with
-# dropout, AdamW with warm-up + cosine decay, label smoothing, batch 128.
-_REGULARISED_RECIPE: dict[str, Any] = {
-    "padding": "same",
-    "dense_units": [128],
-    "dropout": 0.3,
-    "optimizer": "adamw",
-    "learning_rate": 3e-3,
-    "weight_decay": 5e-4,
-    "lr_schedule": "cosine",
-    "label_smoothing": 0.1,
-    "batch_size": 128,
-}
-
-# Presets are data: changes applied over the defaults (the tutorial).
-PRESETS: dict[str, dict[str, Any]] = {
-    # The Keras CIFAR-10 tutorial exactly: Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10, Adam.
-    "tutorial": {},
-    # A classroom minute: a narrow net, big batches, two epochs on a 10,000-image subset.
-    "fast": {
-        "conv_blocks": [{"filters": 16, "kernel_size": 3, "pool": True},
-                        {"filters": 32, "kernel_size": 3, "pool": True}],
-        "dense_units": [64],
-        "batch_size": 128,
-        "learning_rate": 2e-3,
-        "epochs": 2,
-        "train_size": 10_000,
-    },
-    # Accuracy per second: "same" padding keeps the edges, AdamW with warm-up + cosine
-    # decay, label smoothing, dropout, batch 128, bfloat16 where supported. Tuned on
-    # Fashion-MNIST to reach 92 % test accuracy in seven epochs (benchmarks/bench_training.py).
-    "efficient": {
-        **_REGULARISED_RECIPE,
-        "conv_blocks": [{"filters": 24, "kernel_size": 3, "pool": True},
-                        {"filters": 48, "kernel_size": 3, "pool": True},
-                        {"filters": 64, "kernel_size": 3, "pool": False}],
-        "warmup_epochs": 0.5,
-        "epochs": 7,
-    },
-    # Stronger but slower: the same recipe, wider, with batch norm, flip/shift augmentation
-    # and 20 epochs.
-    "strong": {
-        **_REGULARISED_RECIPE,
-        "conv_blocks": [{"filters": 32, "kernel_size": 3, "pool": True},
-                        {"filters": 64, "kernel_size": 3, "pool": True},
-                        {"filters": 128, "kernel_size": 3, "pool": True}],
-        "batch_norm": True,
-        "warmup_epochs": 1.0,
-        "epochs": 20,
-        "augment_flip": True,
-        "augment_shift": 0.1,
-    },
-}
-PRESET_DESCRIPTIONS = {
-    "tutorial": "The Keras CIFAR-10 tutorial's network and settings, unchanged.",
-    "fast": "Small and quick: two epochs on 10,000 images — about a minute on a laptop.",
-    "efficient": "Most accuracy per second: 'same' padding, AdamW with warm-up and cosine "
-    "decay, label smoothing, dropout. Seven epochs.",
-    "strong": "Wider, with batch norm, dropout and flip/shift augmentation, 20 epochs. "
-    "Slowest, most accurate on photos (CIFAR-10).",
-}
-DEFAULT_PRESET = "tutorial"
-
-
-def preset(name: str, **overrides: Any) -> HyperParams:
-    """The preset's hyperparameters with `overrides` (None values are ignored) applied."""
-    if name not in PRESETS:
-        raise ConfigError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
-    changes = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    return HyperParams.from_dict(changes)
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number")

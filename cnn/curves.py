@@ -1,4 +1,4 @@
-"""Learning curves and progress from a run's metrics records, as plain data for the UI."""
+"""Learning curves from a run's metrics records, as plain data (pandas) for the charts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 TRAINING, VALIDATION = "Training", "Validation"
-BATCHES, EPOCHS = "recent batches", "whole epoch"
+BATCHES, EPOCHS, START = "recent batches", "whole epoch", "before training"
 
 
 def recent_batch_values(records: list[dict], metric: str, batch_size: int) -> list[tuple]:
@@ -37,17 +37,21 @@ def recent_batch_values(records: list[dict], metric: str, batch_size: int) -> li
 
 def smooth(values: list[float], weight: float = 0.6) -> list[float]:
     """Exponential moving average (like TensorBoard's smoothing slider), starting at the
-    first value."""
-    out = []
-    for value in values:
-        out.append(value if not out else weight * out[-1] + (1 - weight) * value)
-    return out
+    first value: out[i] = weight·out[i−1] + (1−weight)·value[i]."""
+    if not values:
+        return []
+    return pd.Series(values, dtype=float).ewm(alpha=1 - weight, adjust=False).mean().tolist()
 
 
 def training_curves(records: list[dict], metric: str, batch_size: int) -> pd.DataFrame:
-    """Long-form rows (epoch, value, split, kind) for one metric's chart: a smoothed
-    training curve over the batches, and per-epoch training and validation points."""
+    """Long-form rows (epoch, value, split, kind) for one metric's chart: the untrained
+    network's value, a smoothed training curve over the batches, and per-epoch training
+    and validation points."""
     rows = []
+    start = next((r for r in records if r.get("kind") == "start"), None)
+    if start is not None and start.get(metric) is not None:
+        # The untrained network, measured before the first batch: the chart's first point.
+        rows.append({"epoch": 0.0, "value": start[metric], "split": TRAINING, "kind": START})
     recent = recent_batch_values(records, metric, batch_size)
     # At most ~400 points per curve: a long run stays light to redraw every second.
     every = max(1, math.ceil(len(recent) / 400))
@@ -67,33 +71,14 @@ def training_curves(records: list[dict], metric: str, batch_size: int) -> pd.Dat
     return pd.DataFrame(rows, columns=["epoch", "value", "split", "kind"])
 
 
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def progress(records: list[dict], epochs: int) -> tuple[float, str] | None:
-    """(fraction done, "Epoch 2 of 10 · batch 120 of 704 · 1,234 images/s · about 1 min
-    left") from the latest records; None before the first batch."""
-    if not records:
-        return None
-    first, last = records[0], records[-1]
-    per_epoch = last["batches_per_epoch"]
-    total = epochs * per_epoch
-    parts = [f"Epoch {last['epoch']} of {epochs}", f"batch {last['batch']} of {per_epoch}"]
-    speed = next((r["images_per_second"] for r in reversed(records)
-                  if r.get("images_per_second")), None)
-    if speed:
-        parts.append(f"{speed:,.0f} images/s")
-    # Timed from the first record: the first batch includes building the graph.
-    if last["step"] > first["step"] and last["step"] < total:
-        per_step = (last["elapsed"] - first["elapsed"]) / (last["step"] - first["step"])
-        parts.append(f"about {duration((total - last['step']) * per_step)} left")
-    return min(1.0, last["step"] / total), " · ".join(parts)
+def learning_rate_changes(records: list[dict]) -> pd.DataFrame:
+    """(epoch, text) of each live learning-rate change, for markers on the charts."""
+    rows = [{"epoch": r["step"] / r["batches_per_epoch"],
+             "text": f"learning rate {r['from']:.2g} → {r['to']:.2g}"}
+            for r in records if r.get("kind") == "event" and r.get("event") == "learning_rate"
+            and r.get("batches_per_epoch") and isinstance(r.get("from"), (int, float))
+            and isinstance(r.get("to"), (int, float))]
+    return pd.DataFrame(rows, columns=["epoch", "text"])
 
 
 def epoch_metrics(records: list[dict]) -> pd.DataFrame:

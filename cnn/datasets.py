@@ -1,7 +1,9 @@
-"""The datasets the playground trains on: what they are, where their files are, how to
-download and load them, and how to split them.
+"""The datasets the playground trains on: which there are, where their files are, how to
+install (download what is missing) and load them, and how to split them.
 
-Files are kept in the layout of Keras's cache, so a ~/.keras/datasets filled by
+What each dataset is lives in its record (`cnn.dataset_catalog.DatasetInfo`); the built-in
+records and users' own datasets (`cnn.own_datasets`) are one registry here. Files are kept
+in the layout of Keras's cache, so a ~/.keras/datasets filled by
 `keras.datasets.<name>.load_data()` is used as it is. Images stay uint8 (N, H, W, C) in
 memory (CIFAR-10 is 150 MB that way, 600 MB as float32): scaling is the model's job.
 Every problem a user can fix raises `DatasetError` with a sentence saying what to do.
@@ -10,7 +12,6 @@ Every problem a user can fix raises `DatasetError` with a sentence saying what t
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,242 +20,42 @@ from pathlib import Path
 import numpy as np
 
 from cnn import dataset_formats as formats
-from cnn import download as fetching
+from cnn import download
+from cnn.dataset_catalog import (BUILT_IN, DEFAULT_DATASET, DatasetInfo, Framing, Layout,
+                                 RemoteFile, digits_path)
 from cnn.errors import ConfigError, DatasetError
+from cnn.store import storage_error
 
 Progress = Callable[[int, int | None], None]
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the UI shows about a dataset before it is on disk."""
-
-    name: str  # registry key, e.g. "cifar10"
-    title: str  # display name, e.g. "CIFAR-10"
-    class_names: tuple[str, ...]  # index = label
-    image_shape: tuple[int, int, int]  # (height, width, channels) as the network sees it
-    train_size: int  # images in the official training set
-    test_size: int  # images in the official test set
-    source: str  # who made it, and where it comes from
-    licence: str
-    light_on_dark: bool  # white strokes on black: user drawings must be inverted to match
-    description: str  # one or two sentences for the UI
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return self.image_shape[2]
-
-
-_KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-_CIFAR_LICENCE = (
-    "No licence stated; free to use, citing Alex Krizhevsky, "
-    "'Learning Multiple Layers of Features from Tiny Images', 2009."
-)
-_CIFAR100_CLASSES = (
-    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
-    "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach "
-    "couch crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster "
-    "house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree "
-    "motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear "
-    "pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road "
-    "rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel "
-    "streetcar sunflower sweet_pepper table tank telephone television tiger tractor train "
-    "trout tulip turtle wardrobe whale willow_tree wolf woman worm"
-).split()
-
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo(
-            name="cifar10",
-            title="CIFAR-10",
-            class_names=(
-                "airplane", "automobile", "bird", "cat", "deer",
-                "dog", "frog", "horse", "ship", "truck",
-            ),
-            image_shape=(32, 32, 3),
-            train_size=50_000,
-            test_size=10_000,
-            source="Alex Krizhevsky, Vinod Nair and Geoffrey Hinton, University of Toronto: "
-            "https://www.cs.toronto.edu/~kriz/cifar.html",
-            licence=_CIFAR_LICENCE,
-            light_on_dark=False,
-            description="60,000 small colour photos in 10 classes: vehicles and animals. "
-            "Hard enough that a CNN clearly beats a plain dense network.",
-        ),
-        DatasetInfo(
-            name="fashion_mnist",
-            title="Fashion-MNIST",
-            class_names=(
-                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-            ),
-            image_shape=(28, 28, 1),
-            train_size=60_000,
-            test_size=10_000,
-            source="Zalando Research, https://github.com/zalandoresearch/fashion-mnist "
-            f"(Keras's copy: {_KERAS_ORIGIN})",
-            licence="MIT",
-            light_on_dark=True,
-            description="70,000 grayscale 28x28 pictures of clothes and shoes in 10 classes. "
-            "A harder drop-in replacement for MNIST.",
-        ),
-        DatasetInfo(
-            name="mnist",
-            title="MNIST",
-            class_names=tuple("0123456789"),
-            image_shape=(28, 28, 1),
-            train_size=60_000,
-            test_size=10_000,
-            source="Yann LeCun, Corinna Cortes and Christopher Burges, "
-            f"http://yann.lecun.com/exdb/mnist/ (Keras's copy: {_KERAS_ORIGIN}mnist.npz)",
-            licence="CC BY-SA 3.0",
-            light_on_dark=True,
-            description="70,000 handwritten digits, 28x28 grayscale. "
-            "The classic first CNN: 99% test accuracy is within reach.",
-        ),
-        DatasetInfo(
-            name="cifar100",
-            title="CIFAR-100",
-            class_names=tuple(_CIFAR100_CLASSES),
-            image_shape=(32, 32, 3),
-            train_size=50_000,
-            test_size=10_000,
-            source="Alex Krizhevsky, Vinod Nair and Geoffrey Hinton, University of Toronto: "
-            "https://www.cs.toronto.edu/~kriz/cifar.html",
-            licence=_CIFAR_LICENCE,
-            light_on_dark=False,
-            description="Like CIFAR-10 but with 100 classes, so only 500 training photos "
-            "per class: much harder.",
-        ),
-        DatasetInfo(
-            name="digits",
-            title="Digits (scikit-learn)",
-            class_names=tuple("0123456789"),
-            image_shape=(formats.DIGITS_SIZE, formats.DIGITS_SIZE, 1),
-            train_size=1_437,
-            test_size=360,
-            source="UCI Optical Recognition of Handwritten Digits, "
-            "https://archive.ics.uci.edu/dataset/80, bundled with scikit-learn",
-            licence="CC BY 4.0",
-            light_on_dark=True,
-            description="1,797 tiny 8x8 handwritten digits that come with scikit-learn, "
-            "upscaled to 32x32. Needs no download and trains in seconds.",
-        ),
-    )
-}
-DEFAULT_DATASET = "cifar10"
+DATASETS = BUILT_IN  # the built-in records, by name (users' own: `registry`)
 OFFLINE_ENV = "CNN_OFFLINE"  # set (to anything) to never download
 
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file `download` can fetch."""
-
-    path: str  # where it goes, relative to a data folder
-    url: str
-    checksums: tuple[str, ...] = ()  # "md5:<hex>" / "sha256:<hex>"; all must match
-    size: int | None = None  # bytes, for a progress total before the server answers
+__all__ = ["DATASETS", "DEFAULT_DATASET", "DatasetInfo", "Framing", "Layout", "RemoteFile",
+           "Dataset", "Splits", "registry", "get_info", "data_dirs", "locate", "is_available",
+           "install", "load", "split"]
 
 
-# What `download` fetches. Checksums: the CIFAR homepage's md5 and the sha256 Keras checks
-# (keras/src/datasets/*.py). Keras publishes none for Fashion-MNIST, and its copy is not
-# promised to be byte-identical to Zalando's (whose md5s are known), so those files are
-# checked only for length here and by the idx parser when loading.
-DOWNLOADS: dict[str, tuple[RemoteFile, ...]] = {
-    "cifar10": (
-        RemoteFile(
-            "cifar-10-python.tar.gz",
-            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-            (
-                "md5:c58f30108f718f92721af3b95e74349a",
-                "sha256:6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
-            ),
-            170_498_071,
-        ),
-    ),
-    "fashion_mnist": tuple(
-        RemoteFile(f"fashion-mnist/{name}", _KERAS_ORIGIN + name, (), size)
-        for name, size in zip(formats.IDX_FILES, (26_421_880, 29_515, 4_422_102, 5_148))
-    ),
-    "mnist": (
-        RemoteFile(
-            "mnist.npz",
-            _KERAS_ORIGIN + "mnist.npz",
-            ("sha256:731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",),
-            11_490_434,
-        ),
-    ),
-    "cifar100": (
-        RemoteFile(
-            "cifar-100-python.tar.gz",
-            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-            (
-                "md5:eb9058c3a382ffc7106e4002c42a8d85",
-                "sha256:85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
-            ),
-            169_001_437,
-        ),
-    ),
-    "digits": (),
-}
+def registry(data_dir: str | Path | None = None) -> dict[str, DatasetInfo]:
+    """Every dataset by name: the built-in ones, then users' own (found in the data
+    folders; a damaged one is left out and listed by `cnn.own_datasets`)."""
+    found = dict(BUILT_IN)
+    from cnn import own_datasets
+
+    for info in getattr(own_datasets, "records", lambda dirs: [])(data_dirs(data_dir)):
+        found.setdefault(info.name, info)
+    return found
 
 
-@dataclass(frozen=True)
-class _Layout:
-    # A place a dataset may be, relative to a data folder: a folder counts only when it
-    # holds all of `needs` (a half-extracted folder does not), a single file when it exists.
-    path: str
-    needs: tuple[str, ...] = ()
-
-    def find(self, root: Path) -> Path | None:
-        target = root / self.path
-        if not self.needs:
-            return target if target.is_file() else None
-        if target.is_dir() and all(formats.find_file(target, name) for name in self.needs):
-            return target
-        return None
-
-
-def _cifar_layouts(folder: str, needs: tuple[str, ...], tarball: str) -> tuple[_Layout, ...]:
-    stem = tarball.split(".")[0]
-    return (
-        _Layout(folder, needs),  # extracted by hand, or by Keras 2
-        _Layout(f"{folder}-target/{folder}", needs),  # Keras 3 get_file(extract=True) today
-        _Layout(f"{folder}/{folder}", needs),  # earlier Keras 3 releases
-        _Layout(f"{stem}_extracted/{folder}", needs),  # get_file("<tarball>", extract=True)
-        _Layout(tarball),  # what `download` keeps: read in place, never extracted
-        _Layout(f"{folder}.tar.gz"),  # Keras 2 get_file(untar=True)
-        _Layout(f"{folder}-target_archive"),  # the tarballs Keras 3 keeps beside its folders
-        _Layout(f"{folder}_archive"),
-    )
-
-
-# Searched in order in each data folder; folders first, as they load without decompressing.
-_LAYOUTS: dict[str, tuple[_Layout, ...]] = {
-    "cifar10": _cifar_layouts(
-        formats.CIFAR10_FOLDER, formats.CIFAR10_FILES, "cifar-10-python.tar.gz"
-    ),
-    "fashion_mnist": (_Layout("fashion-mnist", formats.IDX_FILES),),
-    "mnist": (_Layout("mnist.npz"), _Layout("mnist", formats.IDX_FILES)),
-    "cifar100": _cifar_layouts(
-        formats.CIFAR100_FOLDER, formats.CIFAR100_FILES, "cifar-100-python.tar.gz"
-    ),
-    "digits": (),
-}
-
-
-def get_info(name: str) -> DatasetInfo:
+def get_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
     """The registry entry for `name`; DatasetError listing the known names otherwise."""
+    if isinstance(name, str) and name in BUILT_IN:
+        return BUILT_IN[name]
+    known = registry(data_dir)
     try:
-        return DATASETS[name]
+        return known[name]
     except (KeyError, TypeError):
         raise DatasetError(
-            f"There is no dataset called {name!r}; choose one of {', '.join(DATASETS)}."
+            f"There is no dataset called {name!r}; choose one of {', '.join(known)}."
         ) from None
 
 
@@ -287,14 +88,11 @@ def locate(name: str, data_dir: str | Path | None = None) -> Path | None:
     Folders count only when complete; files are not opened, so a damaged one is found here
     and reported by `load`. digits is always found (scikit-learn ships it).
     """
-    get_info(name)
+    info = get_info(name, data_dir)
     if name == "digits":
-        spec = importlib.util.find_spec("sklearn")  # finding, not importing: this is cheap
-        if spec is None or spec.origin is None:
-            return None
-        return Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+        return digits_path()
     for root in data_dirs(data_dir):
-        for layout in _LAYOUTS[name]:
+        for layout in info.layouts:
             found = layout.find(root)
             if found is not None:
                 return found
@@ -306,33 +104,33 @@ def is_available(name: str, data_dir: str | Path | None = None) -> bool:
     return locate(name, data_dir) is not None
 
 
-def download(
+def install(
     name: str, data_dir: str | Path | None = None, progress: Progress | None = None
 ) -> Path:
     """Fetch what is missing of dataset `name`; return where it now is (as `locate` would).
 
     Does nothing when the dataset is already here. Files go to the first writable folder of
-    `data_dirs(data_dir)`, each written whole or not at all (see `cnn.download.fetch`);
+    `data_dirs(data_dir)`, each written whole or not at all (see `cnn.download.download_file`);
     the CIFAR tarballs are kept as they are. `progress(bytes_done, bytes_total_or_None)`
     counts over all files of the dataset and may raise to cancel.
     """
-    info = get_info(name)
+    info = get_info(name, data_dir)
     found = locate(name, data_dir)
     if found is not None:
         return found
-    if not DOWNLOADS[name]:
-        raise DatasetError(_missing_message(name, Path(), ()))
-    target = _writable_dir(data_dir)
+    if not info.files:
+        raise DatasetError(_missing_message(info, Path(), ()))
+    target = writable_data_dir(data_dir)
     if target is None:
         folders = ", ".join(str(folder) for folder in data_dirs(data_dir))
         raise DatasetError(
             f"{info.title} is not on this computer and cannot be downloaded: "
             f"none of these folders can be written to: {folders}."
         )
-    files = _missing_files(name, target)
+    files = _missing_files(info, target)
     if os.environ.get(OFFLINE_ENV):
         # Offline mode (a classroom without Wi-Fi, the test suite): never touch the network.
-        raise DatasetError(_missing_message(name, target, files))
+        raise DatasetError(_missing_message(info, target, files))
     sizes = [file.size for file in files]
     completed = 0
     for index, file in enumerate(files):
@@ -340,20 +138,18 @@ def download(
         if progress is not None:
             report = _counting_all_files(progress, completed, sizes[index], sizes[index + 1 :])
         try:
-            fetching.fetch(file.url, target / file.path, file.checksums, report)
-        except fetching.NetworkError as error:
-            raise DatasetError(_missing_message(name, target, files[index:], str(error))) from error
-        except fetching.ChecksumError as error:
+            download.download_file(file.url, target / file.path, file.checksums, report)
+        except download.NetworkError as error:
+            raise DatasetError(
+                _missing_message(info, target, files[index:], str(error))) from error
+        except download.ChecksumError as error:
             raise DatasetError(
                 f"The download of {file.url} arrived damaged ({error}), so it was not kept; "
                 f"try again later, or put {Path(file.path).name} in {(target / file.path).parent} "
                 "yourself."
             ) from error
         except OSError as error:
-            raise DatasetError(
-                f"{info.title} could not be saved in {(target / file.path).parent} "
-                f"({error.strerror or error})."
-            ) from error
+            raise DatasetError(str(storage_error(error, target / file.path))) from error
         completed += (target / file.path).stat().st_size
     found = locate(name, target)
     if found is None:  # a registry/layout mismatch: a bug, not the user's problem
@@ -383,26 +179,17 @@ def load(
     Raises DatasetError when it is missing and cannot (or may not) be downloaded, and when
     its files are damaged.
     """
-    info = get_info(name)
+    info = get_info(name, data_dir)
     path = locate(name, data_dir)
     if path is None:
         if not download_missing:
-            target = _writable_dir(data_dir) or data_dirs(data_dir)[0]
-            files = _missing_files(name, target) or DOWNLOADS[name]
-            raise DatasetError(_missing_message(name, target, files))
-        path = download(name, data_dir, progress)
+            target = writable_data_dir(data_dir) or data_dirs(data_dir)[0]
+            files = _missing_files(info, target) or info.files
+            raise DatasetError(_missing_message(info, target, files))
+        path = install(name, data_dir, progress)
     try:
-        class_names = info.class_names
-        if name == "digits":
-            arrays = formats.load_digits()
-        elif name == "cifar10":
-            arrays = formats.load_cifar10(path)
-        elif name == "cifar100":
-            arrays, class_names = formats.load_cifar100(path)
-        elif path.is_dir():  # mnist/ or fashion-mnist/ with idx files
-            arrays = formats.load_idx_folder(path)
-        else:
-            arrays = formats.load_mnist_npz(path)
+        arrays, named = info.read(path)
+        class_names = tuple(named) if named is not None else info.class_names
         _check_fits(info, arrays, class_names)
     except formats.FormatError as error:
         raise DatasetError(
@@ -430,6 +217,15 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray  # the official test set, untouched, for the final evaluation
     y_test: np.ndarray
+
+
+def usable_train_size(info: DatasetInfo, params) -> int | None:
+    """The training subset `params` asks for, or None for "all of them": a subset at least
+    as large as what the validation split leaves (the `fast` preset on digits) means all."""
+    available = info.train_size - round(params.validation_split * info.train_size)
+    if params.train_size is None or params.train_size >= available:
+        return None
+    return params.train_size
 
 
 def split(
@@ -490,7 +286,7 @@ def _stratified_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return shuffled[np.argsort(key, kind="stable")]
 
 
-def _writable_dir(data_dir: str | Path | None) -> Path | None:
+def writable_data_dir(data_dir: str | Path | None = None) -> Path | None:
     # The first folder we could write into, creating it if need be; checked without creating
     # anything, so that merely explaining where files should go leaves no empty folders.
     for folder in data_dirs(data_dir):
@@ -511,23 +307,26 @@ def _counting_all_files(progress: Progress, completed: int, expected_here, expec
     return report
 
 
-def _missing_files(name: str, target: Path) -> list[RemoteFile]:
+def _missing_files(info: DatasetInfo, target: Path) -> list[RemoteFile]:
     return [
         file
-        for file in DOWNLOADS[name]
+        for file in info.files
         if formats.find_file((target / file.path).parent, Path(file.path).name) is None
     ]
 
 
-def _missing_message(name: str, target: Path, files, reason: str | None = None) -> str:
+def _missing_message(info: DatasetInfo, target: Path, files,
+                     reason: str | None = None) -> str:
     # "CIFAR-10 is not on this computer and it cannot be downloaded now (Connection refused).
     #  Put cifar-10-python.tar.gz (from https://...) in /home/me/.keras/datasets."
-    info = get_info(name)
-    if not files:  # digits: nothing to download, scikit-learn brings it
+    if info.name == "digits":  # nothing to download, scikit-learn brings it
         return (
             f"{info.title} comes with scikit-learn, which is not installed "
             "(pip install scikit-learn)."
         )
+    if not files:
+        return (f"{info.title} is not on this computer any more (it was made from your own "
+                "images): add it again on the Data page.")
     folder = (target / files[0].path).parent  # a dataset's files share one folder
     names = [Path(file.path).name for file in files]
     base = files[0].url.removesuffix(names[0])

@@ -1,6 +1,9 @@
-"""Download one file safely: streamed, checked, and moved into place only when complete.
+"""The network transfer: download one file safely — streamed, checked, and moved into place
+only when complete.
 
-Knows nothing about datasets; `cnn.datasets` turns these errors into messages for the user.
+Knows nothing about datasets; `cnn.datasets.install` turns these errors into messages for
+the user. Hand-written rather than `keras.utils.get_file` because it must be cancellable
+mid-transfer from another process (the Data page's Cancel) and never leave a partial file.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class ChecksumError(DownloadError):
     """The whole file arrived but its checksum is not the published one."""
 
 
-def fetch(
+def download_file(
     url: str,
     dest: str | Path,
     checksums: Iterable[str] = (),

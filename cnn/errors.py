@@ -24,3 +24,7 @@ class ImageError(CnnError):
 
 class RunError(CnnError):
     """Unknown run, or an action that does not fit the run's state."""
+
+
+class StorageError(CnnError):
+    """A file could not be written: the disk is full, the folder is read-only..."""

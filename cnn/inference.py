@@ -1,210 +1,31 @@
-"""Classify images people bring: read any upload safely, fit it to the network, predict.
+"""Classify images people bring: fit an image to the network, predict, top-k.
 
 Models take raw uint8 pixels (H, W, C) and scale them inside (a Rescaling layer), so what
 `prepare_image` returns is exactly what the network gets, and `PreparedImage.as_image()`
-is an honest "what the network sees".
+is an honest "what the network sees". Reading uploads safely is `cnn.images`.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from cnn.errors import CnnError, ImageError
+from cnn.dataset_catalog import MNIST_FRAMING, Framing
+from cnn.errors import ImageError
+from cnn.images import DISPLAY_MAX_SIDE, LUMA_601, REDUCING_GAP, read_image, to_rgb_or_l
 
 if TYPE_CHECKING:
     import keras
-
-MAX_PIXELS = 50_000_000  # larger images are refused: a few bytes can claim gigapixels
-FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow plugins we let decode
-DISPLAY_MAX_SIDE = 1024  # classify_files keeps originals this small, for display only
-
-_NOT_AN_IMAGE = "is not an image (PNG, JPEG, WebP, GIF, BMP or TIFF expected)"
-# Magic numbers of the formats we read: such a file Pillow cannot identify is damaged.
-_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-_LUMA_601 = np.array([0.299, 0.587, 0.114])  # what PIL's convert("L") uses
-_REDUCING_GAP = 3.0  # integer box-reduce down to 3x the target, then LANCZOS: fast and sharp
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def read_image(
-    source: bytes | str | Path, name: str | None = None, *, max_side: int | None = None
-) -> Image.Image:
-    """Decode an upload into a fully loaded RGB or L image, upright, first frame only.
-
-    Args:
-        source: the file's bytes, or a path.
-        name: how messages call the file (default: the path's name, or "The file").
-        max_side: if given, shrink so the longer side is at most this; JPEGs then decode at
-            a reduced scale (`Image.draft`), which is several times faster for big photos.
-
-    Raises:
-        ImageError: not an image, unsupported format, damaged, empty or too big.
-    """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        label = name or path.name
-        if not path.exists():
-            raise ImageError(f"{label} does not exist.")
-        if path.is_dir():
-            raise ImageError(f"{label} is a folder, not an image file.")
-        data = path.read_bytes()
-    else:
-        label = name or "The file"
-        data = bytes(source)
-    if not data:
-        raise ImageError(f"{label} is empty (0 bytes).")
-
-    # Only decoding untrusted bytes is guarded this broadly: Pillow's plugins raise many
-    # exception types on hostile input (OSError, SyntaxError, ValueError, struct.error, ...).
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its two limits; make that an error we can catch.
-            # catch_warnings swaps the process-wide filter list (not thread-safe before
-            # Python 3.14); at worst another thread briefly sees this one stricter filter.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
-            _check_size(image.size, label)
-            if max_side is not None:
-                image.draft(image.mode, _fit_inside(image.size, max_side))
-            image.load()
-            image = ImageOps.exif_transpose(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(
-            f"{label} is too large (more than {MAX_PIXELS / 1e6:g} megapixels are refused)."
-        ) from exc
-    except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{label} {_unsupported_kind(data)}.") from exc
-    except ImageError:
-        raise
-    except Exception as exc:
-        raise ImageError(f"{label} is damaged or incomplete and cannot be read.") from exc
-
-    _check_size(image.size, label)
-    image = to_rgb_or_l(image, label)
-    if max_side is not None and max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
-    return image
-
-
-def _check_size(size: tuple[int, int], label: str) -> None:
-    width, height = size
-    if width * height > MAX_PIXELS:
-        raise ImageError(
-            f"{label} is too large ({width}x{height} pixels; "
-            f"more than {MAX_PIXELS / 1e6:g} megapixels are refused)."
-        )
-
-
-def _fit_inside(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(size))
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
-
-
-def _unsupported_kind(data: bytes) -> str:
-    """Finish "NAME ..." for bytes Pillow could not identify, naming common near-misses."""
-    head = data[:1024].lstrip().lower()
-    if b"<svg" in head or (head.startswith(b"<?xml") and b"svg" in head):
-        return "is an SVG drawing, which cannot be read; export it as PNG first"
-    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc", b"ftypavif"):
-        return "is a HEIC/AVIF photo, which is not supported; save it as JPEG or PNG first"
-    if data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-        return "is damaged or incomplete and cannot be read"
-    return _NOT_AN_IMAGE
-
-
-def to_rgb_or_l(image: Image.Image, label: str = "The image") -> Image.Image:
-    """Any Pillow mode -> RGB or L; transparency is flattened onto a contrasting background."""
-    mode = image.mode
-    if mode in ("RGB", "L"):
-        if "transparency" not in image.info:
-            return image
-        image = image.convert("RGBA" if mode == "RGB" else "LA")
-    elif mode == "1":
-        return image.convert("L")
-    elif mode.startswith("I") or mode == "F":
-        return _high_bit_depth_to_l(image)
-    elif mode in ("P", "PA"):
-        keeps_alpha = mode == "PA" or "transparency" in image.info
-        image = image.convert("RGBA" if keeps_alpha else "RGB")
-    elif mode in ("LA", "La"):
-        image = image.convert("LA")
-    elif mode in ("RGBA", "RGBa"):
-        image = image.convert("RGBA")
-    else:  # CMYK, RGBX, YCbCr, HSV, ...
-        try:
-            return image.convert("RGB")
-        except ValueError as exc:
-            raise ImageError(f"{label} uses an unsupported colour mode ({mode}).") from exc
-    return _flatten(image) if image.mode in ("RGBA", "LA") else image
-
-
-def _flatten(image: Image.Image) -> Image.Image:
-    """Composite RGBA/LA on white or black, whichever the visible content stands out from.
-
-    A drawing saved with a transparent background (black strokes, or white strokes for
-    MNIST-like data) would vanish on the wrong background; photo cut-outs land on white.
-    """
-    alpha = image.getchannel("A")
-    if alpha.getextrema() == (255, 255):
-        return image.convert("RGB" if image.mode == "RGBA" else "L")
-    probe = image.convert("RGBA")
-    probe.thumbnail((256, 256))
-    pixels = np.asarray(probe, dtype=np.float64)
-    weight = pixels[..., 3]
-    luma = pixels[..., :3] @ _LUMA_601
-    content = (luma * weight).sum() / weight.sum() if weight.sum() > 0 else 0.0
-    background = 0 if content > 127.5 else 255
-    flat = Image.new("RGBA", image.size, (background, background, background, 255))
-    flat.alpha_composite(image.convert("RGBA"))
-    return flat.convert("RGB" if image.mode == "RGBA" else "L")
-
-
-def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
-    """16-bit / 32-bit / float grayscale -> 8-bit L by scaling (PIL's convert clips at 255)."""
-    pixels = np.asarray(image).astype(np.float64)
-    if image.mode.startswith("I;16"):
-        pixels = pixels / 257
-    else:  # I or F: guess the range from the values themselves
-        top = pixels.max(initial=0)
-        if image.mode == "F" and top <= 1.0:
-            pixels = pixels * 255
-        elif top > 255:
-            pixels = pixels / 257
-    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
 
 
 # --- fitting to the network ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Framing:
-    """Where a light-on-dark dataset puts its content, so that user drawings match it."""
-
-    content_fraction: float  # the content's bounding box is scaled to fit this share of a side
-    centre: str  # "mass": centre of mass at the middle (MNIST); "box": bounding box centred
-
-
-# MNIST's framing is documented (LeCun et al.): the digit's box scaled to fit 20x20, aspect
-# kept, its centre of mass at the centre of 28x28. The others were measured on their test
-# sets: Fashion-MNIST items fill the frame on their longer side (median 28 of 28, 5th
-# percentile 27) with the box centred to 0.5 px, while their centre of mass strays up to
-# 3.4 px; scikit-learn's digits are all 32 of 32 tall, box centred vertically to 0 px.
-FRAMINGS: dict[str, Framing] = {
-    "mnist": Framing(20 / 28, "mass"),
-    "fashion_mnist": Framing(1.0, "box"),
-    "digits": Framing(1.0, "box"),
-}
-DEFAULT_FRAMING = FRAMINGS["mnist"]  # light-on-dark data of unknown origin: digit-like
+DEFAULT_FRAMING = MNIST_FRAMING  # light-on-dark data of unknown origin: digit-like
 # Content is what differs from the background by this share of the largest difference
 # (0.1 keeps the soft edges of the datasets' own images: see the tests), and by more than
 # NOISE_SIGMAS times the noise of the border, so a photographed paper's grain is not content.
@@ -230,14 +51,15 @@ def prepare_image(
     image_shape: tuple[int, int, int],
     light_on_dark: bool = False,
     invert: bool | None = None,
-    dataset: str | None = None,
+    framing: Framing | None = DEFAULT_FRAMING,
 ) -> PreparedImage:
     """Fit an image to the network's (H, W, C) keeping its aspect ratio.
 
     Photo datasets (light_on_dark=False): centre-crop to the target's aspect, then resize,
     as CIFAR frames its objects. Light-on-dark datasets (MNIST-like): frame the content as
-    the dataset frames its own (`FRAMINGS[dataset]`, MNIST's for an unknown name): crop to
-    what differs from the border colour, scale that to fit, place it on the border colour.
+    the dataset frames its own (`framing`, its record's; MNIST's by default): crop to
+    what differs from the border colour, scale that to fit, place it on the border colour;
+    with framing=None (users' own drawings, kept as drawn) the whole image is fitted.
     With invert=None dark-on-light input is inverted (judged by the median of the border
     pixels); invert=True/False forces either way, for any dataset. A light-on-dark image
     with nothing on it is only fitted and padded, and comes back with `blank=True`.
@@ -260,15 +82,12 @@ def prepare_image(
         blank = content is None
         if content is None:
             result = _fit_and_pad(image, size, border)
+        elif framing is None:
+            result = _crop_and_resize(image, size)
         else:
-            result = _frame(image, content, size, border, FRAMINGS.get(dataset, DEFAULT_FRAMING))
+            result = _frame(image, content, size, border, framing)
     else:
-        result = image.resize(
-            size,
-            Image.Resampling.LANCZOS,
-            box=_centre_crop_box(image.size, width / height),
-            reducing_gap=_REDUCING_GAP,
-        )
+        result = _crop_and_resize(image, size)
     invert = bool(invert)
     if invert:
         result = ImageOps.invert(result)
@@ -279,12 +98,19 @@ def prepare_image(
     return PreparedImage(original=original, array=array, inverted=invert, blank=blank)
 
 
+def _crop_and_resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Centre-crop to the target's aspect, then resize, as CIFAR frames its objects."""
+    return image.resize(size, Image.Resampling.LANCZOS,
+                        box=_centre_crop_box(image.size, size[0] / size[1]),
+                        reducing_gap=REDUCING_GAP)
+
+
 def _fit_and_pad(
     image: Image.Image, size: tuple[int, int], border: tuple[int, ...]
 ) -> Image.Image:
     """The whole image resized to fit `size`, centred on the border colour."""
     fitted = image.resize(
-        _fit_inside_box(image.size, size), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP
+        _fit_inside_box(image.size, size), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP
     )
     result = Image.new(image.mode, size, _fill(image, border))
     result.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
@@ -309,7 +135,9 @@ def _content_box(
     noise = 1.4826 * np.median(_outer_frame(difference[..., np.newaxis]))
     mask = difference >= max(CONTENT_THRESHOLD * contrast, NOISE_SIGMAS * noise)
     if not mask.any():
-        return None
+        # Strong contrast, but everywhere (a photo, not a drawing on paper): all of it is
+        # content, not a blank page.
+        return (0, 0, *image.size)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     width, height = image.size
     return (
@@ -338,7 +166,7 @@ def _frame(
         _fit_inside_box((content[2] - content[0], content[3] - content[1]), fit),
         Image.Resampling.LANCZOS,
         box=content,
-        reducing_gap=_REDUCING_GAP,
+        reducing_gap=REDUCING_GAP,
     )
     # Whole-pixel offsets: no second resampling blur, and the centre within half a pixel.
     left, top = (width - patch.width + 1) // 2, (height - patch.height + 1) // 2
@@ -398,41 +226,10 @@ def _outer_frame(pixels: np.ndarray) -> np.ndarray:
 
 
 def _luma(colour: tuple[int, ...]) -> float:
-    return float(colour[0]) if len(colour) == 1 else float(np.dot(colour, _LUMA_601))
+    return float(colour[0]) if len(colour) == 1 else float(np.dot(colour, LUMA_601))
 
 
 # --- models and predictions ----------------------------------------------------------------
-
-
-def load_model(path: str | Path) -> keras.Model:
-    """Load a .keras model for inference, in safe mode: a model file never runs code.
-
-    Raises:
-        CnnError: missing file, not a .keras file, damaged, or containing custom code.
-    """
-    import keras  # lazily: reading and preparing images should not pay for TensorFlow
-
-    path = Path(path)
-    if not path.exists():
-        raise CnnError(f"Model file {path} does not exist.")
-    if not path.is_file() or path.suffix != ".keras":
-        # Legacy .h5 and SavedModel folders are refused: they can carry code past safe mode.
-        raise CnnError(f"{path.name} is not a .keras model file.")
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:
-        text = str(exc)
-        if "safe_mode" in text or "Lambda" in text:
-            raise CnnError(
-                f"{path.name} contains custom Python code (a Lambda layer), "
-                "which is never loaded for safety."
-            ) from exc
-        if "Could not locate" in text or "Unknown layer" in text:
-            raise CnnError(f"{path.name} uses a custom layer this app does not know.") from exc
-        raise CnnError(f"{path.name} is damaged or not a Keras model file.") from exc
-    if not isinstance(model, keras.Model):
-        raise CnnError(f"{path.name} holds a {type(model).__name__}, not a Keras model.")
-    return model
 
 
 @dataclass
@@ -516,16 +313,16 @@ def classify_files(
     class_names: Sequence[str],
     light_on_dark: bool,
     top_k: int = 3,
-    dataset: str | None = None,
+    framing: Framing | None = DEFAULT_FRAMING,
 ) -> list[ClassifiedFile]:
     """One result per (name, bytes), in order; an unusable file carries its error instead
-    of stopping the others. All usable images go through the model in one call. `dataset`
-    (a dataset name) picks how light-on-dark images are framed, as in `prepare_image`."""
+    of stopping the others. All usable images go through the model in one call. `framing`
+    (the dataset record's) says how light-on-dark images are framed, as in `prepare_image`."""
     results = []
     for name, data in sources:
         try:
             image = read_image(data, name, max_side=DISPLAY_MAX_SIDE)
-            prepared = prepare_image(image, image_shape, light_on_dark, dataset=dataset)
+            prepared = prepare_image(image, image_shape, light_on_dark, framing=framing)
         except ImageError as exc:
             results.append(ClassifiedFile(name, None, None, str(exc)))
         else:

@@ -6,47 +6,19 @@ classifies raw images anywhere and the training data stays uint8 in memory (4× 
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-
-import keras
-from keras import layers
-
+from cnn import runtime
 from cnn.config import HyperParams
 
-
-@functools.cache
-def bf16_supported() -> bool:
-    """Whether bfloat16 compute is fast here: a GPU, or a CPU with AVX512-BF16 or AMX-BF16."""
-    import tensorflow as tf
-
-    share_gpu_memory()
-    if tf.config.list_physical_devices("GPU"):
-        return True
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def share_gpu_memory() -> None:
-    """Let TensorFlow take GPU memory as needed instead of all of it up front, so the web
-    server (model summaries, predictions) and a training worker can share one GPU."""
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised: too late to change, nothing to do
-            pass
+runtime.start_tensorflow()  # before Keras imports it, so its start-up chatter is hidden
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 
 def dtype_policy(params: HyperParams) -> str:
-    """The Keras dtype policy for the hidden layers ("float32" or "mixed_bfloat16")."""
+    """The Keras dtype policy for the hidden layers: "auto" is decided by the machine
+    (`cnn.runtime.auto_policy`: bfloat16 where it is fast, float16 on older GPUs)."""
     if params.precision == "auto":
-        return "mixed_bfloat16" if bf16_supported() else "float32"
+        return runtime.auto_policy()
     return params.precision
 
 
@@ -54,17 +26,18 @@ def make_model(
     params: HyperParams, image_shape: tuple[int, int, int], num_classes: int
 ) -> keras.Model:
     """The Sequential CNN that `params` describes, for uint8 images of `image_shape`."""
-    share_gpu_memory()
     policy = dtype_policy(params)
     model = keras.Sequential(name="cnn")
     model.add(keras.Input(shape=image_shape, dtype="uint8", name="pixels"))
     # Augmentation only acts while training; it is a no-op at inference.
     if params.augment_flip:
-        model.add(layers.RandomFlip("horizontal", seed=params.seed, dtype="float32"))
+        model.add(layers.RandomFlip("horizontal", seed=params.seed, dtype="float32",
+                                    name="random_flip"))
     if params.augment_shift > 0:
         shift = params.augment_shift
         model.add(layers.RandomTranslation(shift, shift, fill_mode="constant",
-                                           seed=params.seed, dtype="float32"))
+                                           seed=params.seed, dtype="float32",
+                                           name="random_translation"))
     model.add(layers.Rescaling(1.0 / 255, name="scale_to_0_1", dtype=policy))
     for i, block in enumerate(params.conv_blocks, start=1):
         # With batch norm the conv bias is redundant (BN adds its own shift).
@@ -80,11 +53,13 @@ def make_model(
             model.add(layers.MaxPooling2D(name=f"pool{i}", dtype=policy))
     model.add(layers.Flatten(name="flatten", dtype=policy))
     if params.dropout > 0:
-        model.add(layers.Dropout(params.dropout, seed=params.seed, dtype=policy))
+        model.add(layers.Dropout(params.dropout, seed=params.seed, dtype=policy,
+                                 name="dropout"))
     for i, units in enumerate(params.dense_units, start=1):
         model.add(layers.Dense(units, activation="relu", name=f"dense{i}", dtype=policy))
         if params.dropout > 0:
-            model.add(layers.Dropout(params.dropout, seed=params.seed + i, dtype=policy))
+            model.add(layers.Dropout(params.dropout, seed=params.seed + i, dtype=policy,
+                                     name=f"dropout_{i}"))
     # The output stays float32 so softmax and the loss keep full precision.
     model.add(layers.Dense(num_classes, activation="softmax", name="classes", dtype="float32"))
     return model
@@ -116,34 +91,16 @@ def compile_model(model: keras.Model, params: HyperParams,
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=make_optimizer(params), loss=loss, metrics=["accuracy"],
+    optimizer = make_optimizer(params)
+    if dtype_policy(params) == "mixed_float16":
+        # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     return model
 
 
-@dataclass(frozen=True)
-class LayerRow:
-    """One line of the model summary."""
-
-    name: str
-    kind: str  # the Keras layer class, e.g. "Conv2D"
-    output_shape: tuple[int | None, ...]  # without the batch dimension
-    parameters: int
-
-
-def summarize(model: keras.Model) -> list[LayerRow]:
-    """The model summary (layer, output shape, parameters) as data, without training."""
-    rows = []
-    for layer in model.layers:
-        shape = tuple(layer.output.shape[1:])
-        rows.append(LayerRow(layer.name, type(layer).__name__, shape, layer.count_params()))
-    return rows
-
-
-def describe(params: HyperParams, image_shape: tuple[int, int, int],
-             num_classes: int) -> tuple[list[LayerRow], int]:
-    """Summary rows and total parameter count for a configuration, built but not trained."""
-    params.validate(image_shape)
-    model = make_model(params, image_shape, num_classes)
-    rows = summarize(model)
-    return rows, sum(r.parameters for r in rows)
+def layer_rows(model: keras.Model) -> list[tuple[str, str, tuple, int]]:
+    """(name, Keras class, output shape without the batch, parameters) of each layer."""
+    return [(layer.name, type(layer).__name__, tuple(layer.output.shape[1:]),
+             layer.count_params()) for layer in model.layers]

@@ -1,9 +1,9 @@
-"""Detached worker processes and the flock-based liveness of their state files.
+"""Worker processes: started detached, and recognised later by pid and start time.
 
-A spawner takes an exclusive lock on a file and hands the locked descriptor to the child
-it spawns; the child holds it for its whole life, and the OS drops it when the child exits
-in any way (kill -9 and reboots included). So "is the worker alive?" is a non-blocking
-lock probe, immune to pid reuse.
+The same code on Linux, macOS and Windows: `subprocess` flags that exist everywhere, and
+psutil to ask whether a process is still the one we started (a pid is reused after a
+process ends, its start time is not), so a worker killed with -9, a reboot or a crashed
+server is seen as gone by every other process.
 """
 
 from __future__ import annotations
@@ -12,60 +12,96 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: liveness probes are not supported
-    fcntl = None
+import psutil
+
+# Two readings of one process's start time can differ by rounding (psutil derives it from
+# clock ticks since boot); a reused pid starts later than this by far.
+_START_TIME_TOLERANCE_S = 1.0
 
 
-def lock_held(path: Path) -> bool:
-    """Whether some process holds an exclusive flock on `path`."""
-    if fcntl is None:  # pragma: no cover
-        return True
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+@dataclass(frozen=True)
+class ProcessId:
+    """A process as it can be found again: its pid and when it started."""
+
+    pid: int
+    started: float  # psutil's create_time(), seconds since the epoch
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessId | None:
+        """The running process `pid`, or None if there is none."""
+        try:
+            return cls(pid, psutil.Process(pid).create_time())
+        except (psutil.Error, ValueError, OverflowError):
+            return None
+
+    @classmethod
+    def current(cls) -> ProcessId:
+        process = psutil.Process()
+        return cls(process.pid, process.create_time())
+
+    def is_running(self) -> bool:
+        """Whether this very process (not another one given the same pid) is alive."""
+        try:
+            process = psutil.Process(self.pid)
+            if abs(process.create_time() - self.started) > _START_TIME_TOLERANCE_S:
+                return False
+            return process.status() != psutil.STATUS_ZOMBIE
+        except (psutil.Error, ValueError, OverflowError):
+            return False
+
+    def kill(self, grace_s: float = 3.0) -> None:
+        """End it: terminate, then kill after `grace_s` (only if it is still this process)."""
+        if not self.is_running():
+            return
+        try:
+            process = psutil.Process(self.pid)
+            process.terminate()
+            try:
+                process.wait(grace_s)
+            except psutil.TimeoutExpired:
+                process.kill()
+                process.wait(grace_s)
+        except psutil.Error:
+            pass
+
+    def to_dict(self) -> dict:
+        return {"pid": self.pid, "started": self.started}
+
+    @classmethod
+    def from_dict(cls, data) -> ProcessId | None:
+        """From a stored record; None when the record is missing or malformed."""
+        if not isinstance(data, dict):
+            return None
+        pid, started = data.get("pid"), data.get("started")
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            return None
+        if isinstance(started, bool) or not isinstance(started, (int, float)):
+            return None
+        return cls(pid, float(started))
 
 
-def take_lock(path: Path, blocking: bool = False) -> int | None:
-    """Open and exclusively lock `path`; the fd (keep it open to hold the lock) or None."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is None:  # pragma: no cover
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def spawn_detached(module: str, args: list[str], lock_fd: int, log_path: Path,
-                   env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `python -m module *args lock_fd` holding `lock_fd`, in its own session (a
-    Ctrl+C in the server's terminal does not kill it), output appended to `log_path`."""
+def spawn_detached(module: str, args: list[str], log_path: Path,
+                   env: dict[str, str] | None = None) -> ProcessId:
+    """Start `python -m module *args` on its own: a Ctrl+C in the server's terminal or the
+    server's exit does not end it. Its output is appended to `log_path`."""
     env = dict(os.environ if env is None else env)
     # Make `cnn` importable for the child wherever the caller's working directory is.
     package_parent = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    if sys.platform == "win32":
+        detach = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP
+                  | subprocess.DETACHED_PROCESS | subprocess.CREATE_NO_WINDOW}
+    else:
+        detach = {"start_new_session": True}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args, str(lock_fd)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            pass_fds=(lock_fd,), env=env, start_new_session=True,
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            close_fds=True, **detach,
         )
     # Reap it when it exits, so a long-lived server does not collect zombie processes.
     threading.Thread(target=process.wait, daemon=True, name=f"reap-{process.pid}").start()
-    return process
+    return ProcessId.of(process.pid) or ProcessId(process.pid, 0.0)

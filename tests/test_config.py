@@ -1,6 +1,8 @@
 import pytest
 
-from cnn.config import PRESETS, ConvBlock, HyperParams, feature_map_sizes, preset
+from cnn.architecture import feature_map_sizes
+from cnn.config import ConvBlock, HyperParams
+from cnn.presets import PRESETS, preset
 from cnn.errors import ConfigError
 
 

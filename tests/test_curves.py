@@ -2,7 +2,8 @@
 
 import pytest
 
-from cnn.curves import progress, recent_batch_values
+from cnn.curves import recent_batch_values
+from cnn.progress import progress
 
 
 def test_recent_batch_values_undo_keras_running_means():

@@ -5,6 +5,7 @@ pickles with bytes keys inside a real .tar.gz, gzipped idx files with their magi
 nothing is downloaded. Downloading is tested in test_download.py against a local server.
 """
 
+import dataclasses
 import gzip
 import io
 import os
@@ -326,9 +327,10 @@ def test_damaged_npz_and_out_of_range_labels(tmp_path):
 
 
 def test_missing_and_offline_names_the_file_and_the_folder(tmp_path, monkeypatch):
-    remote = datasets.DOWNLOADS["cifar10"][0]
+    remote = datasets.DATASETS["cifar10"].files[0]
     offline = datasets.RemoteFile(remote.path, OFFLINE + remote.path, remote.checksums, remote.size)
-    monkeypatch.setitem(datasets.DOWNLOADS, "cifar10", (offline,))
+    monkeypatch.setitem(datasets.DATASETS, "cifar10",
+                        dataclasses.replace(datasets.DATASETS["cifar10"], files=(offline,)))
     monkeypatch.setenv("CNN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("CNN_OFFLINE", raising=False)  # the URL is a closed local port
     with pytest.raises(DatasetError) as error:
@@ -343,7 +345,7 @@ def test_missing_and_offline_names_the_file_and_the_folder(tmp_path, monkeypatch
 def test_missing_with_download_off_creates_nothing(tmp_path):
     with pytest.raises(DatasetError, match="downloading is switched off") as error:
         datasets.load("mnist", tmp_path / "nowhere", download_missing=False)
-    url = datasets.DOWNLOADS["mnist"][0].url
+    url = datasets.DATASETS["mnist"].files[0].url
     assert f"Put mnist.npz (from {url}) in {tmp_path / 'nowhere'}." in str(error.value)
     assert not (tmp_path / "nowhere").exists()
 

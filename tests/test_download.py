@@ -1,10 +1,11 @@
-"""Tests for cnn.download and datasets.download, against a tiny http.server on 127.0.0.1.
+"""Tests for cnn.download and datasets.install, against a tiny http.server on 127.0.0.1.
 
 Nothing here reaches the internet: the registry's URLs and checksums are monkeypatched to
 point at files this test serves itself.
 """
 
 import functools
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -95,14 +96,14 @@ def idx_bytes(array):
     return gzip.compress(header + array.tobytes())
 
 
-# ------------------------------------------------------------------------- download.fetch
+# ----------------------------------------------------------------- download.download_file
 
 
 def test_fetch_streams_reports_progress_and_checks(tmp_path, server):
     payload = np.random.default_rng(1).bytes(5000)
     (server.folder / "blob.bin").write_bytes(payload)
     calls = []
-    dest = download.fetch(server.url + "blob.bin", tmp_path / "out" / "blob.bin", digests(payload),
+    dest = download.download_file(server.url + "blob.bin", tmp_path / "out" / "blob.bin", digests(payload),
                           lambda done, total: calls.append((done, total)))
     assert dest.read_bytes() == payload
     assert calls[0] == (0, 5000) and calls[-1] == (5000, 5000) and len(calls) >= 5
@@ -116,7 +117,7 @@ def test_fetch_checksum_mismatch_keeps_nothing(tmp_path, server):
     dest.parent.mkdir()
     dest.write_bytes(b"older copy")
     with pytest.raises(download.ChecksumError, match="sha256"):
-        download.fetch(server.url + "blob.bin", dest, ["sha256:" + "0" * 64])
+        download.download_file(server.url + "blob.bin", dest, ["sha256:" + "0" * 64])
     assert dest.read_bytes() == b"older copy"  # untouched
     assert list(dest.parent.iterdir()) == [dest]
 
@@ -124,7 +125,7 @@ def test_fetch_checksum_mismatch_keeps_nothing(tmp_path, server):
 @pytest.mark.parametrize("url, reason", [("http://127.0.0.1:9/x", "refused"), (None, "404")])
 def test_fetch_network_failures(tmp_path, server, url, reason):
     with pytest.raises(download.NetworkError, match=reason):
-        download.fetch(url or server.url + "missing.bin", tmp_path / "out" / "x")
+        download.download_file(url or server.url + "missing.bin", tmp_path / "out" / "x")
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -136,11 +137,17 @@ def test_interrupted_fetch_removes_the_partial_file(tmp_path, server):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        download.fetch(server.url + "blob.bin", tmp_path / "out" / "b", progress=press_ctrl_c)
+        download.download_file(server.url + "blob.bin", tmp_path / "out" / "b", progress=press_ctrl_c)
     assert list((tmp_path / "out").iterdir()) == []
 
 
-# ---------------------------------------------------------------------- datasets.download
+# ----------------------------------------------------------------------- datasets.install
+
+
+def with_files(monkeypatch, name, files):
+    """The dataset's record, downloading `files` instead of its own."""
+    info = datasets.DATASETS[name]
+    monkeypatch.setitem(datasets.DATASETS, name, dataclasses.replace(info, files=files))
 
 
 def serve_cifar10(monkeypatch, server, checksums=None):
@@ -150,7 +157,7 @@ def serve_cifar10(monkeypatch, server, checksums=None):
         "cifar-10-python.tar.gz", server.url + "cifar-10-python.tar.gz",
         digests(tarball) if checksums is None else checksums,
     )
-    monkeypatch.setitem(datasets.DOWNLOADS, "cifar10", (remote,))
+    with_files(monkeypatch, "cifar10", (remote,))
     return tarball
 
 
@@ -163,7 +170,7 @@ def test_load_downloads_into_cnn_data_dir_and_keeps_the_tarball(tmp_path, monkey
     assert calls[0] == (0, len(tarball)) and calls[-1] == (len(tarball), len(tarball))
     assert dataset.x_train.shape == (10, 32, 32, 3) and dataset.x_test.shape == (2, 32, 32, 3)
     # already here: no second request
-    assert datasets.download("cifar10") == tmp_path / "data" / "cifar-10-python.tar.gz"
+    assert datasets.install("cifar10") == tmp_path / "data" / "cifar-10-python.tar.gz"
     assert len(server.requests) == 1
 
 
@@ -172,14 +179,14 @@ def test_offline_mode_never_asks_the_network(tmp_path, monkeypatch, server):
     monkeypatch.setenv("CNN_OFFLINE", "1")
     with pytest.raises(DatasetError, match="downloading is switched off. Put "
                                            "cifar-10-python.tar.gz"):
-        datasets.download("cifar10", tmp_path / "data")
+        datasets.install("cifar10", tmp_path / "data")
     assert server.requests == []
 
 
 def test_download_with_wrong_checksum_leaves_no_file(tmp_path, monkeypatch, server):
     serve_cifar10(monkeypatch, server, checksums=("md5:" + "0" * 32,))
     with pytest.raises(DatasetError, match="arrived damaged .*md5") as error:
-        datasets.download("cifar10", tmp_path / "data")
+        datasets.install("cifar10", tmp_path / "data")
     assert "cifar-10-python.tar.gz" in str(error.value)
     assert list((tmp_path / "data").iterdir()) == []
 
@@ -195,7 +202,7 @@ def test_download_fetches_only_missing_files_into_the_keras_cache(tmp_path, monk
     files = dict(zip(formats.IDX_FILES, map(idx_bytes, arrays)))
     for name, data in files.items():
         (server.folder / name).write_bytes(data)
-    monkeypatch.setitem(datasets.DOWNLOADS, "fashion_mnist", tuple(
+    with_files(monkeypatch, "fashion_mnist", tuple(
         datasets.RemoteFile(f"fashion-mnist/{name}", server.url + name, (), len(data))
         for name, data in files.items()
     ))
@@ -204,7 +211,7 @@ def test_download_fetches_only_missing_files_into_the_keras_cache(tmp_path, monk
     already = formats.IDX_FILES[0]
     (cache / already).write_bytes(files[already])
     calls = []
-    path = datasets.download("fashion_mnist", progress=lambda *call: calls.append(call))
+    path = datasets.install("fashion_mnist", progress=lambda *call: calls.append(call))
     assert path == cache
     assert sorted(server.requests) == sorted(f"/{name}" for name in formats.IDX_FILES[1:])
     expected_total = sum(len(files[name]) for name in formats.IDX_FILES[1:])

@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from cnn.evaluation import mistakes, summarize
+from cnn.evaluation import mistakes, report
 
 
 def test_summary_matches_hand_counts():
     y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 1])
     y_pred = np.array([0, 1, 0, 1, 1, 2, 0, 2, 2, 2])
     probs = np.eye(4)[y_pred]  # a 4th class that never occurs
-    result = summarize(y_true, probs, ["a", "b", "c", "d"])
+    result = report(y_true, probs, ["a", "b", "c", "d"])
     expected = np.zeros((4, 4), int)
     for t, p in zip(y_true, y_pred):
         expected[t, p] += 1

@@ -14,18 +14,23 @@ from skimage.transform import resize as sk_resize
 
 from cnn import datasets
 from cnn.errors import CnnError, ImageError
+from cnn.checkpoints import load_model
+from cnn.images import MAX_PIXELS, read_image
 from cnn.inference import (
     DEFAULT_FRAMING,
-    FRAMINGS,
-    MAX_PIXELS,
     ClassifiedFile,
     PreparedImage,
     classify_files,
-    load_model,
     predict,
     prepare_image,
-    read_image,
 )
+
+# Each light-on-dark dataset's framing, from its record.
+FRAMINGS = {name: info.framing for name, info in datasets.DATASETS.items() if info.framing}
+
+
+def framing_of(dataset):
+    return FRAMINGS.get(dataset, DEFAULT_FRAMING)
 
 PHOTOS = {
     "chelsea": skdata.chelsea,
@@ -338,7 +343,7 @@ def drawing(shape, ink=255, paper=0, size=(280, 280), at=(30, 150)):
 
 @pytest.mark.parametrize("shape", ["1", "7"])
 def test_a_small_off_centre_drawing_is_framed_like_mnist(shape):
-    prepared = prepare_image(drawing(shape), GRAY, light_on_dark=True, dataset="mnist")
+    prepared = prepare_image(drawing(shape), GRAY, light_on_dark=True, framing=framing_of("mnist"))
     check_prepared(prepared, GRAY)
     assert not prepared.inverted and not prepared.blank
     (height, width), offset = box_and_mass(prepared.array)
@@ -358,12 +363,12 @@ def test_a_small_drawing_is_plainly_shrunk_without_framing():
 
 def test_a_black_drawing_on_white_is_inverted_then_framed():
     white, black = drawing("7"), drawing("7", ink=0, paper=255)
-    framed = prepare_image(black, GRAY, light_on_dark=True, dataset="mnist")
+    framed = prepare_image(black, GRAY, light_on_dark=True, framing=framing_of("mnist"))
     assert framed.inverted and not framed.blank
     (height, _), offset = box_and_mass(framed.array)
     assert 19 <= height <= 21 and np.abs(offset).max() <= 1
     # Inverting commutes with the framing: the same picture as for white on black.
-    expected = prepare_image(white, GRAY, light_on_dark=True, dataset="mnist").array
+    expected = prepare_image(white, GRAY, light_on_dark=True, framing=framing_of("mnist")).array
     assert np.abs(framed.array.astype(int) - expected).max() <= 1
 
 
@@ -413,7 +418,7 @@ def test_each_dataset_frames_to_its_own_content_size(dataset):
     framing = FRAMINGS.get(dataset, DEFAULT_FRAMING)
     assert (framing is FRAMINGS["mnist"]) == (dataset not in ("fashion_mnist", "digits"))
     shape = (32, 32, 1) if dataset == "digits" else GRAY
-    prepared = prepare_image(drawing("1"), shape, light_on_dark=True, dataset=dataset)
+    prepared = prepare_image(drawing("1"), shape, light_on_dark=True, framing=framing_of(dataset))
     (height, _), offset = box_and_mass(prepared.array)
     assert abs(height - framing.content_fraction * shape[0]) <= 1
     if framing.centre == "mass":
@@ -429,7 +434,7 @@ def test_rgb_light_on_dark_is_framed_too():
 def test_photo_datasets_are_never_framed():
     # A small off-centre "7" stays small and off-centre for a photo dataset, whatever the name.
     for dataset in (None, "mnist", "cifar10"):
-        prepared = prepare_image(drawing("7"), GRAY, dataset=dataset)
+        prepared = prepare_image(drawing("7"), GRAY, framing=framing_of(dataset))
         assert not prepared.blank and not prepared.inverted
         expected = drawing("7").resize((28, 28), Image.Resampling.LANCZOS, reducing_gap=3.0)
         np.testing.assert_array_equal(prepared.array[..., 0], np.asarray(expected))
@@ -450,7 +455,7 @@ def content_boxes(images):
 def reframe(images, dataset):
     return np.stack(
         [
-            prepare_image(Image.fromarray(image[..., 0]), image.shape, True, dataset=dataset).array
+            prepare_image(Image.fromarray(image[..., 0]), image.shape, True, framing=framing_of(dataset)).array
             for image in images
         ]
     )
@@ -721,6 +726,6 @@ def test_classify_files_keeps_going_past_bad_files(tiny_model):
 def test_classify_files_frames_for_the_dataset(tiny_model):
     sources = [("seven.png", encode(drawing("7"), "PNG"))]
     for dataset in ("mnist", "fashion_mnist"):
-        (result,) = classify_files(tiny_model, sources, GRAY, CLASSES, True, dataset=dataset)
-        expected = prepare_image(drawing("7"), GRAY, light_on_dark=True, dataset=dataset)
+        (result,) = classify_files(tiny_model, sources, GRAY, CLASSES, True, framing=framing_of(dataset))
+        expected = prepare_image(drawing("7"), GRAY, light_on_dark=True, framing=framing_of(dataset))
         np.testing.assert_array_equal(result.prepared.array, expected.array)

@@ -2,8 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from cnn.config import ConvBlock, HyperParams, preset
-from cnn.models import compile_model, describe, make_model, summarize
+from cnn.config import ConvBlock, HyperParams
+from cnn.presets import preset
+from cnn.architecture import parameter_count, plan
+from cnn.models import compile_model, layer_rows, make_model
 
 
 def _conv_params(c_in, filters, k, bias=True):
@@ -11,7 +13,8 @@ def _conv_params(c_in, filters, k, bias=True):
 
 
 def test_tutorial_summary_matches_a_hand_count():
-    rows, total = describe(HyperParams(precision="float32"), (32, 32, 3), 10)
+    rows = plan(HyperParams(precision="float32"), (32, 32, 3), 10)
+    total = parameter_count(rows)
     by_name = {r.name: r for r in rows}
     assert by_name["conv1"].output_shape == (30, 30, 32)
     assert by_name["pool2"].output_shape == (6, 6, 64)
@@ -24,7 +27,7 @@ def test_tutorial_summary_matches_a_hand_count():
 def test_batch_norm_and_dropout_layers_appear_in_order():
     params = HyperParams(conv_blocks=[ConvBlock(8, 3, True)], batch_norm=True, dropout=0.25,
                          dense_units=[16], precision="float32")
-    kinds = [r.kind for r in summarize(make_model(params, (28, 28, 1), 10))]
+    kinds = [kind for _, kind, _, _ in layer_rows(make_model(params, (28, 28, 1), 10))]
     assert kinds == ["Rescaling", "Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D",
                      "Flatten", "Dropout", "Dense", "Dropout", "Dense"]
 

@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 import support
-from cnn import datasets, inference, runs, training
-from cnn.config import preset
+from cnn import checkpoints, datasets, inference, runs, training
+from cnn.presets import preset
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/classify.py"
@@ -69,9 +69,10 @@ def digit_one(white_on_black: bool = True) -> bytes:
 
 def expected_label(run, data: bytes) -> str:
     """What cnn.inference itself answers for these bytes (the page must show the same)."""
-    model = inference.load_model(run.model_path)
+    model = checkpoints.load_model(run.model_path)
     [result] = inference.classify_files(model, [("x", data)], (32, 32, 1), DIGITS,
-                                        light_on_dark=True, dataset="digits")
+                                        light_on_dark=True,
+                                        framing=datasets.get_info("digits").framing)
     return result.prediction.labels[0]
 
 

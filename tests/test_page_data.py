@@ -9,7 +9,7 @@ import pytest
 
 import support
 from app_pages import common
-from cnn import datasets, download_jobs
+from cnn import datasets, install_jobs
 
 PAGE = "app_pages/data.py"
 
@@ -29,7 +29,7 @@ def test_missing_cifar10_is_explained_and_offers_a_download():
     assert at.selectbox(key="data_dataset").value == "cifar10"  # the default
     assert "CIFAR-10 is not on this computer yet" in texts(at)
     assert at.button(key="start_download").label == "Download CIFAR-10"
-    assert not at.get("imgs")  # no samples of a dataset that is not here
+    assert not at.get("image")  # no samples of a dataset that is not here
 
 
 def test_offline_download_names_the_file_and_offers_what_is_on_disk(tmp_path):
@@ -38,8 +38,8 @@ def test_offline_download_names_the_file_and_offers_what_is_on_disk(tmp_path):
     # The download runs in its own process; offline it fails at once. Wait for that on
     # disk, then let the page's polling fragment show it.
     deadline = time.monotonic() + 60
-    while (download_jobs.status("cifar10") or {}).get("state") == download_jobs.DOWNLOADING:
-        assert time.monotonic() < deadline, download_jobs.status("cifar10")
+    while (install_jobs.status("cifar10") or {}).get("state") in install_jobs.ACTIVE_STATES:
+        assert time.monotonic() < deadline, install_jobs.status("cifar10")
         time.sleep(0.05)
     at.run()
     assert not at.exception

@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 import support
 from cnn import datasets, runs, training
-from cnn.config import preset
+from cnn.presets import preset
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/evaluate.py"
@@ -191,16 +190,13 @@ def test_deleting_runs(copy_runs):
 
 def test_a_run_still_training_is_not_deleted(copy_runs):
     run, = copy_runs(1)
-    run.update_status(state=runs.RUNNING)
-    lock = runs.take_lock(run.lock_path)  # as its worker would: the run is alive
-    try:
+    support.set_status(run, state=runs.RUNNING)
+    with support.playing_worker(run):  # as its worker would: the run is alive
         at = open_page()
         assert any("still training" in w.value for w in at.warning)
         at.button(key="evaluate_delete").click().run()
         assert run.path.exists()
         assert "still training" in at.error[0].value
-    finally:
-        os.close(lock)
 
 
 def test_a_run_picked_here_is_the_one_classify_starts_on(copy_runs):

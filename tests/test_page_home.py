@@ -1,14 +1,13 @@
 """The Home page, run through the real app with AppTest."""
 
 import json
-import os
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+import support
 from cnn import runs, training
-from cnn.config import preset
-from cnn.processes import take_lock
+from cnn.presets import preset
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = ["Data", "Preprocess", "Model", "Compile", "Train", "Evaluate"]
@@ -42,10 +41,9 @@ def test_the_six_steps_each_with_a_sentence_and_a_link():
 
 def test_an_active_run_shows_with_its_progress():
     run = runs.create_run(_tiny(), start=False)
-    # This test plays the worker: holding the run's lock is what makes a run alive.
-    lock = take_lock(run.lock_path)
-    try:
-        run.update_status(state=runs.RUNNING, message="Training…")
+    # This test plays the worker: a live process recorded as its worker makes a run alive.
+    with support.playing_worker(run):
+        support.set_status(run, state=runs.RUNNING, message="Training…")
         record = {"kind": "batch", "step": 3, "epoch": 1, "batch": 3, "batches_per_epoch": 8,
                   "loss": 2.1, "accuracy": 0.2, "learning_rate": 0.002,
                   "images_per_second": 100.0, "elapsed": 1.0}
@@ -56,8 +54,6 @@ def test_an_active_run_shows_with_its_progress():
         assert bar.proto.text == "Epoch 1 of 2 · batch 3 of 8"
         assert bar.proto.value == 18  # 3 of 2 × 8 batches
         assert "train" in [link.proto.page for link in at.get("page_link")]
-    finally:
-        os.close(lock)
     # Its worker is gone: the page no longer lists it as training.
     at.run()
     assert not at.get("progress")

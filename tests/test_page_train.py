@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -14,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 from app_pages import common
 import support
 from cnn import runs
-from cnn.config import ConvBlock, preset
+from cnn.config import ConvBlock
+from cnn.presets import preset
 from cnn.errors import ConfigError
-from cnn.processes import take_lock
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = "app_pages/train.py"
@@ -281,11 +280,9 @@ def test_a_stopped_run_keeps_and_tests_its_network():
 
 def test_a_run_started_while_another_trains_waits_in_line_and_can_be_cancelled():
     busy = runs.create_run(preset("fast", dataset="digits"), start=False)
-    root = runs.runs_dir()
-    # This test plays the busy run's worker: it holds the run's lock and the training slot.
-    locks = [take_lock(busy.lock_path), take_lock(root / ".training-slot-0.lock")]
-    try:
-        busy.update_status(state=runs.RUNNING, message="Training…")
+    # This test plays the busy run's worker: it is alive and holds the training slot.
+    with support.playing_worker(busy, slot=0):
+        support.set_status(busy, state=runs.RUNNING, message="Training…")
         at = open_page()
         assert at.selectbox(key="train_run").value == busy.id  # the active run by default
         at.button(key="train_start").click().run()
@@ -300,9 +297,6 @@ def test_a_run_started_while_another_trains_waits_in_line_and_can_be_cancelled()
                           "message": "Stopped before it started."}
         at.run()
         assert "Stopped before it started." in texts(at)
-    finally:
-        for fd in locks:
-            os.close(fd)
 
 
 def test_the_batch_curve_undoes_keras_running_means():
@@ -319,7 +313,7 @@ def test_the_batch_curve_undoes_keras_running_means():
     ]
     run.metrics_path.write_text("".join(
         json.dumps({"batches_per_epoch": 4, "elapsed": 1.0, **line}) + "\n" for line in lines))
-    run.update_status(state=runs.STOPPED, message="Stopped after 1 full epoch(s).")
+    support.set_status(run, state=runs.STOPPED, message="Stopped after 1 full epoch(s).")
     at = open_page()
     frames = chart_frames(at)
     # Batches 2–3 of epoch 1: (3 × 1.5 − 1 × 2.0) / 2 = 1.25; epoch 2 starts afresh: 1.0.
@@ -341,7 +335,7 @@ def test_the_batch_curve_undoes_keras_running_means():
 
 def test_a_failed_run_shows_its_message():
     run = runs.create_run(preset("fast", dataset="digits", epochs=1), start=False)
-    run.update_status(state=runs.FAILED, message="Training failed: out of memory.",
+    support.set_status(run, state=runs.FAILED, message="Training failed: out of memory.",
                       finished=time.time())
     at = open_page()
     assert at.selectbox(key="train_run").value == run.id
@@ -351,7 +345,8 @@ def test_a_failed_run_shows_its_message():
 
 def test_an_interrupted_run_says_so():
     run = runs.create_run(preset("fast", dataset="digits", epochs=1), start=False)
-    # Queued with no worker holding its lock: the first reader marks it interrupted.
+    # Queued with no worker process: every reader sees it interrupted (and none writes).
     at = open_page()
-    assert run.raw_status()["state"] == runs.INTERRUPTED
+    assert run.status()["state"] == runs.INTERRUPTED
+    assert run.raw_status()["state"] == runs.QUEUED
     assert any("ended unexpectedly" in w.value for w in at.warning)

@@ -2,16 +2,15 @@
 
 import csv
 import json
-import os
-import signal
 import time
 
 import numpy as np
+import psutil
 import pytest
 
 from cnn import runs
-from cnn.config import preset
-from cnn.inference import load_model
+from cnn.presets import preset
+from cnn.checkpoints import load_model
 from cnn.training import execute
 from support import wait_for, wait_for_batches
 
@@ -89,7 +88,7 @@ def test_killed_worker_is_marked_interrupted_and_keeps_its_checkpoint(tmp_path):
     deadline = time.monotonic() + 60
     while not run.has_model() and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.kill(run.raw_status()["pid"], signal.SIGKILL)
+    psutil.Process(run.worker().pid).kill()  # SIGKILL, or TerminateProcess on Windows
     status = wait_for(run, [runs.INTERRUPTED])
     assert "ended unexpectedly" in status["message"]
     assert load_model(run.model_path) is not None

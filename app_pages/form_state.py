@@ -1,0 +1,193 @@
+"""The Train page's form state: session-state keys <-> one HyperParams, and what the
+form describes (the network, planned on paper).
+
+Every widget's key is "train_" + the field's name; conv blocks are rows of three widgets.
+Streamlit forgets the keys of widgets not drawn, so a copy of the form (FORM) brings it
+back after a visit to another page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import streamlit as st
+
+from app_pages import common
+from cnn import architecture, datasets, presets
+from cnn.config import ConvBlock, HyperParams
+from cnn.errors import CnnError, ConfigError
+
+PRESET = "train_preset"
+DATASET = "train_dataset"
+N_BLOCKS = "train_n_blocks"  # how many conv-block rows the editor shows (not a widget)
+FORM = "train_form"  # a copy of the form's values: Streamlit forgets widget state elsewhere
+
+# Scalar settings drawn as widgets (dataset, conv blocks and dense units are special).
+SCALARS = [f.name for f in dataclasses.fields(HyperParams)
+           if f.name not in ("dataset", "conv_blocks", "dense_units", "train_size",
+                             "time_limit")]
+USE_SUBSET, SUBSET = "train_use_subset", "train_subset"
+USE_TIME_LIMIT, TIME_LIMIT = "train_use_time_limit", "train_time_limit"
+DENSE = "train_dense"
+
+def key(field: str) -> str:
+    return f"train_{field}"
+
+
+def block_key(i: int, part: str) -> str:
+    return f"train_block{i}_{part}"
+
+
+def _form_keys() -> list[str]:
+    keys = [*map(key, SCALARS), DENSE, USE_SUBSET, SUBSET, USE_TIME_LIMIT, TIME_LIMIT, PRESET]
+    for i in range(st.session_state.get(N_BLOCKS, 0)):
+        keys += [block_key(i, "filters"), block_key(i, "kernel"), block_key(i, "pool")]
+    return keys
+
+
+# --- form state <-> HyperParams ----------------------------------------------------------
+def write_blocks(blocks: list[ConvBlock]) -> None:
+    st.session_state[N_BLOCKS] = len(blocks)
+    for i, block in enumerate(blocks):
+        st.session_state[block_key(i, "filters")] = block.filters
+        st.session_state[block_key(i, "kernel")] = block.kernel_size
+        st.session_state[block_key(i, "pool")] = block.pool
+
+
+def read_blocks() -> list[ConvBlock]:
+    s = st.session_state
+    return [ConvBlock(s[block_key(i, "filters")], s[block_key(i, "kernel")],
+                      s[block_key(i, "pool")]) for i in range(s[N_BLOCKS])]
+
+
+def write_params(params: HyperParams) -> None:
+    """Fill every widget of the form from `params` (the dataset select is left alone)."""
+    for field in SCALARS:
+        st.session_state[key(field)] = _shown(field, getattr(params, field))
+    st.session_state[DENSE] = ", ".join(str(units) for units in params.dense_units)
+    st.session_state[USE_SUBSET] = params.train_size is not None
+    st.session_state[SUBSET] = float(params.train_size or 1000)
+    st.session_state[USE_TIME_LIMIT] = params.time_limit is not None
+    st.session_state[TIME_LIMIT] = float(params.time_limit or 60)
+    write_blocks(params.conv_blocks)
+
+
+# Whole-number settings typed into a box are float widgets: an int widget silently turns
+# "2.5" into 2 and a too-big "1e9" into its limit; as floats, `validate` says what is wrong.
+_TYPED_WHOLE = ("epochs", "seed")
+
+
+def _shown(field: str, value: Any) -> Any:
+    return float(value) if field in _TYPED_WHOLE else value
+
+
+def _whole(value: Any) -> Any:
+    """A float from a typed box back to an int when it is whole (else left for validate)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def read_params(dataset: str) -> HyperParams:
+    """The HyperParams the widgets describe (not validated yet)."""
+    s = st.session_state
+    return HyperParams(
+        dataset=dataset,
+        conv_blocks=read_blocks(),
+        dense_units=_parse_units(s[DENSE]),
+        train_size=_whole(s[SUBSET]) if s[USE_SUBSET] else None,
+        time_limit=float(s[TIME_LIMIT]) if s[USE_TIME_LIMIT] else None,
+        **{field: _whole(s[key(field)]) if field in _TYPED_WHOLE else s[key(field)]
+           for field in SCALARS},
+    )
+
+
+def _parse_units(text: str) -> list[int]:
+    parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    try:
+        return [int(part) for part in parts]
+    except ValueError:
+        raise ConfigError(
+            f"Dense layers: write whole numbers separated by commas, like “128, 64” "
+            f"(got “{text}”). Leave it empty for no hidden dense layer."
+        ) from None
+
+
+def preset_params(name: str | None = None) -> HyperParams:
+    """The chosen preset as it applies to the chosen dataset (no flips for digits)."""
+    name = name or st.session_state[PRESET]
+    info = datasets.get_info(st.session_state.get(DATASET) or datasets.DEFAULT_DATASET)
+    return presets.for_dataset(name, info.name, info.mirror_safe)
+
+
+def apply_preset() -> None:
+    write_params(preset_params())
+
+
+def add_block() -> None:
+    blocks = read_blocks()
+    last = blocks[-1] if blocks else ConvBlock()
+    write_blocks([*blocks, ConvBlock(last.filters, last.kernel_size, last.pool)])
+
+
+def remove_block(index: int) -> None:
+    blocks = read_blocks()
+    write_blocks(blocks[:index] + blocks[index + 1:])
+
+
+def restore(names: list[str]) -> datasets.DatasetInfo:
+    """Bring the form back after a visit elsewhere (the first time: the default preset) and
+    settle the dataset on one that is here; its record."""
+    if FORM in st.session_state:
+        for k, value in st.session_state[FORM].items():
+            st.session_state.setdefault(k, value)
+    else:
+        st.session_state[PRESET] = presets.DEFAULT
+        write_params(presets.preset(presets.DEFAULT))
+    wanted = st.session_state[common.DATASET]
+    st.session_state[DATASET] = wanted if wanted in names else names[0]
+    return datasets.get_info(st.session_state[DATASET])
+
+
+def remember() -> None:
+    """Keep a copy of the form for the next visit (call after drawing it)."""
+    st.session_state[FORM] = {k: st.session_state[k] for k in _form_keys()
+                              if k in st.session_state}
+
+
+# --- what the form describes ------------------------------------------------------------
+@dataclasses.dataclass
+class Described:
+    requested: HyperParams | None  # as the form says
+    params: HyperParams | None  # what will be trained (None when the form has a problem)
+    problem: CnnError | None
+    note: str | None  # e.g. "all of them are used"
+    table: list[dict]  # the network's layers, planned (no Keras)
+    total: int  # parameters
+
+
+def describe(info: datasets.DatasetInfo) -> Described:
+    """One HyperParams from the form, checked in the one place that checks them, and the
+    network it makes (worked out on paper: nothing is built in the server)."""
+    requested = params = None
+    note = None
+    try:
+        requested = read_params(info.name)
+        if requested.train_size is not None and \
+                datasets.usable_train_size(info, requested) is None:
+            available = info.train_size - round(requested.validation_split * info.train_size)
+            note = (f"{info.title} has {available:,} training images after the validation "
+                    "split: all of them are used.")
+        params = requested.replace(train_size=datasets.usable_train_size(info, requested))
+        params.validate(info.image_shape, info.num_classes)
+        rows = architecture.plan(params, info.image_shape, info.num_classes)
+    except CnnError as error:
+        return Described(requested, None, error, note, [], 0)
+    table = [{"Layer": row.name, "Type": row.kind,
+              "Output shape": "×".join(str(d) for d in row.output_shape),
+              "Parameters": row.parameters} for row in rows]
+    return Described(requested, params, None, note, table,
+                     architecture.parameter_count(rows))
+
+
