@@ -28,6 +28,13 @@ DATASET = "dataset"  # the dataset chosen on the Data page (a cnn.datasets name)
 SELECTED_RUN = "selected_run"  # the run last started or picked (a run id), or None
 
 
+def owner() -> str:
+    """Who is using this browser, as a folder-safe name: what a student's drafts and runs
+    are filed under. ("local" for the one-person app; classroom mode gives each student
+    their display name.)"""
+    return st.session_state.get("owner") or "local"
+
+
 def init_state() -> None:
     st.session_state.setdefault(DATASET, datasets.DEFAULT_DATASET)
     st.session_state.setdefault(SELECTED_RUN, None)
