@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cnn import config, datasets, presets, runs
+from cnn import config, datasets, own_datasets, presets, runs
 from cnn.errors import CnnError, ConfigError
 from cnn.store import JsonLinesReader, storage_error
 
@@ -67,8 +67,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("datasets", parents=[common], help="list the datasets and where they are")
+    p = sub.add_parser("datasets", parents=[common], help="list the datasets and where they "
+                       "are; add or remove your own")
     p.set_defaults(handler=cmd_datasets)
+    own = p.add_subparsers(metavar="ACTION", parser_class=_Parser)
+    q = own.add_parser("add", parents=[common], help="add a folder or a zip of class folders "
+                       "(cats/..., dogs/...) as a dataset of your own")
+    q.add_argument("name", help="the new dataset's name (letters, digits, '_', '-')")
+    q.add_argument("path", type=Path, help="a folder or a .zip of class folders")
+    q.add_argument("--image-size", type=int, default=None, help="side of the stored square "
+                   "images in pixels (default: the images' median, at most "
+                   f"{own_datasets.DEFAULT_MAX_SIZE})")
+    colour = q.add_mutually_exclusive_group()
+    colour.add_argument("--grayscale", dest="grayscale", action="store_const", const=True,
+                        default=None, help="store grey images (default: grey only if every "
+                        "image is grey)")
+    colour.add_argument("--colour", "--color", dest="grayscale", action="store_const",
+                        const=False, help="store colour images")
+    q.add_argument("--test-split", type=float, default=own_datasets.DEFAULT_TEST_SPLIT,
+                   help="share of each class held out as the test set (default "
+                   f"{own_datasets.DEFAULT_TEST_SPLIT})")
+    q.set_defaults(handler=cmd_datasets_add)
+    q = own.add_parser("remove", parents=[common], help="delete a dataset of your own")
+    q.add_argument("name")
+    q.set_defaults(handler=cmd_datasets_remove)
 
     p = sub.add_parser("download", parents=[common], help="download a dataset if it is missing")
     p.add_argument("name")
@@ -121,18 +143,71 @@ def _emit(args, payload: dict[str, Any], text: str) -> None:
 
 def cmd_datasets(args) -> int:
     rows = []
-    for name, info in datasets.DATASETS.items():
+    for name, info in datasets.registry().items():
         where = datasets.locate(name)
         rows.append({"name": name, "title": info.title, "image_shape": list(info.image_shape),
                      "classes": info.num_classes, "train": info.train_size,
                      "test": info.test_size, "on_disk": where is not None,
-                     "path": str(where) if where else None})
+                     "path": str(where) if where else None, "own": info.own})
+    # Damaged own datasets are not in the registry: listed with the reason, to be removed.
+    for folder in datasets.data_dirs():
+        for item in own_datasets.list_own(folder):
+            if item.damaged is not None and all(r["name"] != item.name for r in rows):
+                rows.append({"name": item.name, "title": item.name, "own": True,
+                             "on_disk": True, "path": str(item.folder),
+                             "damaged": item.damaged})
     text = "\n".join(
+        f"{r['name']:<14} damaged: {r['damaged']}" if r.get("damaged") else
         f"{r['name']:<14} {r['title']:<22} {'×'.join(map(str, r['image_shape'])):<8} "
         f"{r['classes']:>3} classes {r['train']:>6} train {r['test']:>6} test  "
         + (f"on disk: {r['path']}" if r["on_disk"] else "not downloaded")
         for r in rows)
     _emit(args, {"datasets": rows}, text)
+    return 0
+
+
+def cmd_datasets_add(args) -> int:
+    target = datasets.writable_data_dir()
+    if target is None:
+        folders = ", ".join(str(folder) for folder in datasets.data_dirs())
+        raise CnnError(f"None of the data folders can be written to ({folders}); set "
+                       "CNN_DATA_DIR or --data-dir to a folder you may write in.")
+
+    shown = []
+
+    def progress(done: int, total: int | None) -> None:
+        # A line redrawn in place: only on a terminal (in a log, \r makes one line per file).
+        if total and sys.stderr.isatty():
+            print(f"\rreading images: {done:,} of {total:,}", end="", file=sys.stderr)
+            shown.append(True)
+
+    try:
+        report = own_datasets.add(args.name, args.path, target, image_size=args.image_size,
+                                  grayscale=args.grayscale, test_split=args.test_split,
+                                  progress=progress)
+    finally:
+        if shown:  # end the progress line, so an error is a line of its own
+            print(file=sys.stderr)
+    side, _, channels = report.image_shape
+    skipped = report.skipped_per_class
+    lines = [f"added {report.name}: {sum(report.kept.values()):,} images in "
+             f"{len(report.class_names)} classes, {side}×{side} "
+             f"{'grey' if channels == 1 else 'colour'}, in {report.folder} "
+             f"({report.seconds:.1f} s)",
+             f"{'class':<20} {'kept':>6} {'skipped':>8} {'train':>6} {'test':>6}"]
+    lines += [f"{c:<20} {report.kept[c]:>6} {skipped[c]:>8} {report.train_counts[c]:>6} "
+              f"{report.test_counts[c]:>6}" for c in report.class_names]
+    lines += [f"skipped: {item.message}" for item in report.skipped]
+    _emit(args, report.to_dict(), "\n".join(lines))
+    return 0
+
+
+def cmd_datasets_remove(args) -> int:
+    # The dataset may be in any data folder; remove it from the first that holds it.
+    folders = datasets.data_dirs()
+    holder = next((f for f in folders if own_datasets.locate(args.name, f)), folders[0])
+    own_datasets.remove(args.name, holder)
+    _emit(args, {"name": args.name, "removed": True}, f"removed {args.name}")
     return 0
 
 
