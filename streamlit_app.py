@@ -9,6 +9,7 @@ common.init_state()
 st.navigation([
     st.Page(common.HOME, title="Home", icon="🏠", default=True),
     st.Page(common.DATA, title="Data", icon="🖼️"),
+    st.Page(common.MAKE_DATASET, title="Make your own", icon="✏️"),
     st.Page(common.TRAIN, title="Train", icon="🏋️"),
     st.Page(common.EVALUATE, title="Evaluate", icon="📊"),
     st.Page(common.CLASSIFY, title="Classify", icon="🔍"),

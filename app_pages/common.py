@@ -22,10 +22,17 @@ DATA = "app_pages/data.py"
 TRAIN = "app_pages/train.py"
 EVALUATE = "app_pages/evaluate.py"
 CLASSIFY = "app_pages/classify.py"
+INSIDE = "app_pages/inside.py"
+MAKE_DATASET = "app_pages/make_dataset.py"
 
 # Session-state keys: one place, one initialiser.
 DATASET = "dataset"  # the dataset chosen on the Data page (a cnn.datasets name)
 SELECTED_RUN = "selected_run"  # the run last started or picked (a run id), or None
+# An image another page asks the Inside page to explain (see app_pages/inside_link.py).
+INSIDE_IMAGE = "inside_image"
+# A preset another page asks the Train page to open with (a cnn.presets name), e.g. after
+# "Build and train" on Make a dataset; the Train page applies it once and removes it.
+WANTED_PRESET = "wanted_preset"
 
 
 def owner() -> str:

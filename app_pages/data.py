@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages import charts, common
+from app_pages import charts, common, own_data
 from cnn import datasets, explore, install_jobs
 from cnn.errors import CnnError
 
@@ -35,6 +35,9 @@ with right:
         f"- **{h}×{w}** pixels, **{'colour (RGB)' if c == 3 else 'grayscale'}**\n"
         f"- **{info.num_classes}** classes"
     )
+
+# Your own images: add a zip or a folder of class folders, see your datasets, remove them.
+own_data.section()
 
 
 def download_panel(name: str, live: bool = False) -> None:

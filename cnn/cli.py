@@ -190,10 +190,10 @@ def cmd_datasets_add(args) -> int:
             print(file=sys.stderr)
     side, _, channels = report.image_shape
     skipped = report.skipped_per_class
-    lines = [f"added {report.name}: {sum(report.kept.values()):,} images in "
-             f"{len(report.class_names)} classes, {side}×{side} "
-             f"{'grey' if channels == 1 else 'colour'}, in {report.folder} "
-             f"({report.seconds:.1f} s)",
+    lines = [(f"added {report.name}: {sum(report.kept.values()):,} images in "
+              f"{len(report.class_names)} classes, {side}×{side} "
+              f"{'grey' if channels == 1 else 'colour'}, in {report.folder} "
+              f"({report.seconds:.1f} s)"),
              f"{'class':<20} {'kept':>6} {'skipped':>8} {'train':>6} {'test':>6}"]
     lines += [f"{c:<20} {report.kept[c]:>6} {skipped[c]:>8} {report.train_counts[c]:>6} "
               f"{report.test_counts[c]:>6}" for c in report.class_names]

@@ -7,7 +7,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from test_cli import assert_one_readable_line, cli, last_json
 from test_own_datasets import digit_files, photo_files, write_folder, zip_of
 
