@@ -2,10 +2,15 @@
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import classroom_ui, common, visitor
 
-st.set_page_config(page_title="CNN Playground", page_icon="🧠", layout="wide")
-common.init_state()
+common.init_state()  # reads the link: who this is, and how they see the app
+presenter = visitor.flag("presenter")
+st.set_page_config(page_title="CNN Playground", page_icon="🧠", layout="wide",
+                   initial_sidebar_state="collapsed" if presenter else "auto")
+if presenter:
+    classroom_ui.presenter_style()
+classroom_ui.who_line(visitor.person())
 st.navigation([
     st.Page(common.HOME, title="Home", icon="🏠", default=True),
     st.Page(common.DATA, title="Data", icon="🖼️"),

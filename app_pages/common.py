@@ -7,7 +7,9 @@ restarted server see the same.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -35,16 +37,21 @@ INSIDE_IMAGE = "inside_image"
 WANTED_PRESET = "wanted_preset"
 
 
-def owner() -> str:
-    """Who is using this browser, as a folder-safe name: what a student's drafts and runs
-    are filed under. ("local" for the one-person app; classroom mode gives each student
-    their display name.)"""
-    return st.session_state.get("owner") or "local"
-
-
 def init_state() -> None:
+    from app_pages import visitor
+
     st.session_state.setdefault(DATASET, datasets.DEFAULT_DATASET)
     st.session_state.setdefault(SELECTED_RUN, None)
+    visitor.read_link()
+
+
+def owner() -> str:
+    """Who is using this browser, as a folder-safe name: what a student's drafts are filed
+    under ("local" for the one-person app, "teacher", or a student's id)."""
+    from app_pages import visitor
+
+    who = visitor.person()
+    return who.id if who else "guest"
 
 
 # --- escaping ------------------------------------------------------------------------------
@@ -52,6 +59,7 @@ def init_state() -> None:
 # ![..](..) (no link without its brackets), emphasis, code, headings, tables, math,
 # :colour[..] directives (no directive without the bracket), <autolinks> and raw HTML.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|<>~$])")
+_HOME = str(Path.home()) if str(Path.home()) not in ("/", "") else ""
 _LIST_MARKER = re.compile(r"^(\s*\d*)([-+.)])(?=\s)")  # "- x", "1. x" at the start
 
 
@@ -59,8 +67,10 @@ def md(text: object) -> str:
     """A user-given string (file, run, class or student name) made inert for st.markdown,
     st.error, captions and labels: every character that could start Markdown, HTML or a
     Streamlit directive is backslash-escaped (CommonMark shows the character itself), so
-    "![x](http://evil/pwn.png)" is shown as text and never fetched."""
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+    "![x](http://evil/pwn.png)" is shown as text and never fetched. The server's home
+    folder is shown as "~" (a message may name a file in it)."""
+    text = str(text).replace(_HOME + os.sep, "~" + os.sep) if _HOME else str(text)
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.splitlines()))
     return _LIST_MARKER.sub(r"\1\\\2", escaped)
 
 
@@ -107,7 +117,9 @@ def run_label(run: runs.Run) -> str:
         dataset = "?"
     accuracy = status.get("test_accuracy")
     tail = f" — test accuracy {accuracy:.1%}" if accuracy is not None else ""
-    return f"{run.id} · {dataset} · {status.get('state', '?')}{tail}"
+    name = status.get("name")
+    head = f"{name} · {run.id}" if isinstance(name, str) and name else f"{run.id} · {dataset}"
+    return f"{head} · {status.get('state', '?')}{tail}"
 
 
 def select_run(candidates: list[runs.Run], key: str, label: str = "Run",
@@ -128,6 +140,25 @@ def select_run(candidates: list[runs.Run], key: str, label: str = "Run",
 
 def _remember_run(key: str) -> None:
     st.session_state[SELECTED_RUN] = st.session_state[key]
+
+
+# --- following the truth on disk ------------------------------------------------------
+def watch_runs(active: bool) -> None:
+    """Redraw the page when a run starts, changes state, ends or is deleted — from any
+    browser or the command line — within a second while something trains, two when idle.
+    Each look is a stat per run (`runs.fingerprint`); nothing is redrawn when nothing
+    changed, so an idle browser costs the server almost nothing."""
+    st.session_state["runs_seen"] = runs.fingerprint()
+    (_watch_fast if active else _watch_slow)()
+
+
+def _look_again() -> None:
+    if runs.fingerprint() != st.session_state.get("runs_seen"):
+        st.rerun(scope="app")
+
+
+_watch_fast = st.fragment(run_every=1.0)(_look_again)
+_watch_slow = st.fragment(run_every=2.0)(_look_again)
 
 
 # --- page furniture ----------------------------------------------------------------------

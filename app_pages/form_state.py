@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common
-from cnn import architecture, datasets, presets
+from cnn import architecture, datasets, lesson_links, presets
 from cnn.config import ConvBlock, HyperParams
 from cnn.errors import CnnError, ConfigError
 
@@ -22,6 +22,7 @@ PRESET = "train_preset"
 DATASET = "train_dataset"
 N_BLOCKS = "train_n_blocks"  # how many conv-block rows the editor shows (not a widget)
 FORM = "train_form"  # a copy of the form's values: Streamlit forgets widget state elsewhere
+LINK = "train_link"  # the settings of the link last applied to (or written from) the form
 
 # Scalar settings drawn as widgets (dataset, conv blocks and dense units are special).
 SCALARS = [f.name for f in dataclasses.fields(HyperParams)
@@ -136,18 +137,64 @@ def remove_block(index: int) -> None:
     write_blocks(blocks[:index] + blocks[index + 1:])
 
 
-def restore(names: list[str]) -> datasets.DatasetInfo:
-    """Bring the form back after a visit elsewhere (the first time: the default preset) and
-    settle the dataset on one that is here; its record."""
+def restore(names: list[str]) -> tuple[datasets.DatasetInfo, list[str]]:
+    """Bring the form back: from a lesson link when the page was opened with one, else as
+    it was before a visit elsewhere (the first time: the default preset). Settles the
+    dataset on one that is here. Its record, and what was wrong with the link."""
     if FORM in st.session_state:
         for k, value in st.session_state[FORM].items():
             st.session_state.setdefault(k, value)
     else:
         st.session_state[PRESET] = presets.DEFAULT
         write_params(presets.preset(presets.DEFAULT))
+    problems = _apply_link(names)
+    wanted_preset = st.session_state.pop(common.WANTED_PRESET, None)
+    if wanted_preset in presets.PRESETS:  # asked for by another page (Make a dataset)
+        st.session_state[PRESET] = wanted_preset
+        st.session_state[DATASET] = st.session_state[common.DATASET]
+        write_params(preset_params(wanted_preset))
     wanted = st.session_state[common.DATASET]
     st.session_state[DATASET] = wanted if wanted in names else names[0]
-    return datasets.get_info(st.session_state[DATASET])
+    return datasets.get_info(st.session_state[DATASET]), problems
+
+
+def _link_settings() -> dict[str, str]:
+    return {k: v for k, v in st.query_params.to_dict().items()
+            if k not in lesson_links.VIEW_KEYS}
+
+
+def _apply_link(names: list[str]) -> list[str]:
+    """Fill the form from the link's settings, once per link (the form then writes its own
+    changes back into the link, see `write_link`)."""
+    query = _link_settings()
+    signature = tuple(sorted(query.items()))
+    if not query or st.session_state.get(LINK) == signature:
+        return []
+    st.session_state[LINK] = signature
+    default = st.session_state.get(DATASET) or names[0]
+    preset_name, params, problems = lesson_links.from_query(query, default)
+    if params.dataset not in names:
+        problems.append(f"The link's dataset “{params.dataset}” is not on this computer; "
+                        f"{datasets.get_info(names[0]).title} is used.")
+        params = params.replace(dataset=names[0])
+    st.session_state[common.DATASET] = st.session_state[DATASET] = params.dataset
+    st.session_state[PRESET] = preset_name
+    write_params(params)
+    return problems
+
+
+def write_link(requested: HyperParams | None) -> None:
+    """Put the form's settings into the link (only what differs from the preset), so a
+    refresh keeps them and the address bar is a lesson link."""
+    if requested is None:
+        return
+    query = lesson_links.to_query(requested, st.session_state[PRESET])
+    for key in set(_link_settings()) - set(query):
+        del st.query_params[key]
+    for key, value in query.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+    st.session_state[LINK] = tuple(sorted(query.items()))
 
 
 def remember() -> None:

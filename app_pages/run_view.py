@@ -8,8 +8,8 @@ import threading
 
 import streamlit as st
 
-from app_pages import charts, common
-from cnn import curves, presets, progress, runs
+from app_pages import charts, common, visitor
+from cnn import classroom, curves, presets, progress, runs
 from cnn.errors import CnnError
 from cnn.store import JsonLinesReader
 
@@ -53,27 +53,54 @@ def _badge(state: str) -> None:
 
 
 def _act(run: runs.Run, action: str, *args) -> None:
-    """A button callback: ask the run for something; a refusal becomes a message."""
+    """A button callback: ask the run for something, if this browser may; a refusal
+    becomes a message."""
     try:
+        classroom.check_control(visitor.person() or GUEST, run.status())
         getattr(run, action)(*args)
     except CnnError as error:
         st.session_state[ACTION_ERROR] = str(error)
 
 
-def _controls(run: runs.Run, params, state: str, records_: list[dict],
+GUEST = classroom.Person(classroom.STUDENT, "a guest", "")
+
+
+def _controls(run: runs.Run, params, status: dict, records_: list[dict],
               fraction: float | None) -> None:
-    """Stop / Cancel and the live learning-rate buttons. The row keeps its place while a
-    run stops (disabled buttons), so the charts below do not jump."""
+    """Stop / Cancel, Pause / Resume / Step and the live learning-rate buttons — for the
+    run's owner and the teacher. The row keeps its place while a run stops (disabled
+    buttons), so the charts below do not jump."""
+    state, hidden = status.get("state"), visitor.hidden()
+    if not classroom.may_control(visitor.person() or GUEST, status):
+        st.caption(f"Only {common.md(status.get('owner') or 'its owner')} or the teacher "
+                   "can stop or change this run; everyone can watch it.")
+        return
     stopping = state == runs.STOPPING or bool(run.control().get("stop"))
+    paused = state == runs.PAUSED or bool(run.control().get("paused"))
+    # Changing the learning rate, pausing or stepping make sense only while batches are
+    # still to come.
+    live = state in (runs.RUNNING, runs.PAUSED) and not stopping and \
+        fraction is not None and fraction < 1
     with st.container(horizontal=True, vertical_alignment="center", key="train_controls"):
-        st.button("Stop training" if state != runs.QUEUED else "Cancel", key=STOP,
-                  icon=":material/stop_circle:", disabled=stopping, on_click=_act,
-                  args=(run, "request_stop"), help="Ends training after the current batch; "
-                  "the network learnt so far is kept and tested.")
-        if state != runs.QUEUED:
-            # Changing the learning rate makes sense only while batches are still to come.
-            live = state in (runs.RUNNING, runs.PAUSED) and not stopping and \
-                fraction is not None and fraction < 1
+        if "controls" not in hidden:
+            st.button("Stop training" if state != runs.QUEUED else "Cancel", key=STOP,
+                      icon=":material/stop_circle:", disabled=stopping, on_click=_act,
+                      args=(run, "request_stop"), help="Ends training after the current "
+                      "batch; the network learnt so far is kept and tested.")
+            if state != runs.QUEUED:
+                st.button("Resume" if paused else "Pause", key="train_pause",
+                          icon=":material/play_arrow:" if paused else ":material/pause:",
+                          on_click=_act, args=(run, "resume" if paused else "pause"),
+                          disabled=not live, help="Hold training after the current batch, "
+                          "to talk about the curves; it waits until you resume.")
+                st.button("Step: a batch", key="train_step_batch", on_click=_act,
+                          args=(run, "step", "batch"), disabled=not (live and paused),
+                          help="While paused: train one more batch (group), then hold.")
+                st.button("Step: to the epoch's end", key="train_step_epoch",
+                          on_click=_act, args=(run, "step", "epoch"),
+                          disabled=not (live and paused),
+                          help="While paused: train to the end of this epoch, then hold.")
+        if state != runs.QUEUED and "learning_rate" not in hidden:
             peak = run.control().get("learning_rate", params.learning_rate)
             st.button("Learning rate ÷ 2", key="train_lr_down", on_click=_act,
                       args=(run, "set_learning_rate", peak / 2), disabled=not live,
@@ -130,8 +157,8 @@ def _charts(params, records_: list[dict], big: bool) -> None:
     markers = curves.learning_rate_changes(records_)
     for col, metric in zip(st.columns(2, gap="large"), ("loss", "accuracy")):
         data = curves.training_curves(records_, metric, params.batch_size)
-        col.altair_chart(charts.live_metric(data, metric, params.epochs, markers, big=big),
-                         width="stretch")
+        col.altair_chart(charts.live_metric(data, metric, params.epochs, markers, big=big,
+                                            height=300 if big else 340), width="stretch")
     st.caption("Thin line: training, over the latest batches (smoothed). Dots: averages over "
                "each epoch — validation uses images held back from training"
                + (", and its first dot comes when the first epoch ends." if not any(
@@ -165,16 +192,19 @@ def show(run: runs.Run, status: dict, big: bool = False) -> None:
     if waiting and waiting[0] == "queued":
         st.info(f"Queued — {_ordinal(waiting[1])} in line. It starts by itself when the run "
                 "before it ends.", icon="⏳")
+    done = progress.progress(records_, params.epochs) if state in runs.ACTIVE_STATES \
+        else None
+    if state in runs.ACTIVE_STATES and state != runs.QUEUED:
+        st.progress(*(done or (0.0, message)))
+    if big and records_:  # the presenter view: the curves first, above the fold
+        _charts(params, records_, big)
     if state in runs.ACTIVE_STATES:
-        done = progress.progress(records_, params.epochs)
-        if state != runs.QUEUED:
-            st.progress(*(done or (0.0, message)))
         if state == runs.STOPPING or run.control().get("stop"):
             st.warning("Stopping… the network keeps what it has learnt so far and is then "
                        "tested.", icon="✋")
-        _controls(run, params, state, records_, done[0] if done else None)
+        _controls(run, params, status, records_, done[0] if done else None)
     _results(run, status, state, message)
-    if records_:
+    if records_ and not big:
         _charts(params, records_, big)
 
 

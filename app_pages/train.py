@@ -2,60 +2,71 @@
 
 The form (train_form) builds one `HyperParams`; `validate` decides whether Start is allowed.
 Training runs in its own process (`runs.create_run`); this page only reads the run's files
-(run_view), so a refresh, another page or another browser shows the same live run.
+(run_view), so a refresh, another page or another browser shows the same live run. The
+form's settings live in the link (a lesson link), and the page follows runs started
+anywhere else.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import common, form_state, run_view, train_form
-from cnn import datasets, runs
+from app_pages import classroom_ui, common, form_state, run_view, train_form, visitor
+from cnn import classroom, datasets, runs
 from cnn.errors import CnnError
 
 RUN = "train_run"
 START = "train_start"
 TAB = "train_tab"
+PICKED = "train_picked"  # the run this browser chose (else it follows the newest)
 SETTINGS_TAB = ":material/tune: Settings"
 TRAINING_TAB = ":material/monitoring: Training"
 
 
-@st.fragment(run_every=2.0)
-def wait_for_a_run() -> None:
-    """No run yet: look again every two seconds (another browser may start one)."""
-    if runs.list_runs():
-        st.rerun(scope="app")
-    st.info("Nothing has been trained yet. Choose the settings, then press "
-            "**Start training**.", icon="👆")
-
-
 def _pick_run() -> None:
-    st.session_state[common.SELECTED_RUN] = st.session_state[RUN]
+    st.session_state[PICKED] = st.session_state[common.SELECTED_RUN] = st.session_state[RUN]
 
 
-def start(params) -> None:
+def start(params, who: classroom.Person, total: int) -> None:
+    """Start a run for `who`, within the classroom's limits."""
     try:
-        new_run = runs.create_run(params)
+        mine = [r for r in runs.active_runs() if r.raw_status().get("owner_id") == who.id]
+        classroom.check_start(who, visitor.caps(), params.epochs, total, len(mine))
+        info = datasets.get_info(params.dataset)
+        preset_name = st.session_state[form_state.PRESET]
+        number = 1 + sum(1 for r in runs.list_runs()
+                         if r.raw_status().get("owner_id") == who.id)
+        new_run = runs.create_run(params, extra_status={
+            **classroom.owner_fields(who),
+            "name": classroom.run_name(who, info.title, preset_name, number)})
     except CnnError as error:
         common.show_error(error)
     else:
-        st.session_state[common.SELECTED_RUN] = new_run.id
+        st.session_state[PICKED] = st.session_state[common.SELECTED_RUN] = new_run.id
         st.session_state[TAB] = TRAINING_TAB  # show it learn
 
 
-def training_tab(active: list[runs.Run]) -> None:
+def shown_run(all_runs: list[runs.Run], active: list[runs.Run]) -> str:
+    """Which run the Training tab shows: the one this browser picked or started; with
+    "follow" (or before any choice), the newest that trains, else the newest."""
+    ids = [run.id for run in all_runs]
+    picked = st.session_state.get(PICKED)
+    if picked in ids and not (visitor.flag("follow") and active):
+        return picked
+    return active[-1].id if active else ids[0]
+
+
+def training_tab(active: list[runs.Run], big: bool) -> None:
     all_runs = runs.list_runs()
     if not all_runs:
-        wait_for_a_run()
+        st.info("Nothing has been trained yet. Choose the settings, then press "
+                "**Start training**.", icon="👆")
         return
-    ids = [run.id for run in all_runs]
-    selected = st.session_state.get(common.SELECTED_RUN)
-    if selected not in ids:  # nothing chosen yet: follow what trains, else the newest
-        selected = active[0].id if active else ids[0]
+    selected = shown_run(all_runs, active)
     st.session_state[RUN] = selected
     labels = {run.id: common.run_label(run) for run in all_runs}
-    st.selectbox("Run", ids, key=RUN, on_change=_pick_run, format_func=labels.__getitem__,
-                 label_visibility="collapsed")
+    st.selectbox("Run", list(labels), key=RUN, on_change=_pick_run,
+                 format_func=labels.__getitem__, label_visibility="collapsed")
     try:
         run = runs.get_run(selected)  # it may have been deleted a moment ago
         status = run.status()
@@ -63,41 +74,65 @@ def training_tab(active: list[runs.Run]) -> None:
         common.show_error(error)
         return
     if status.get("state") in runs.ACTIVE_STATES:
-        run_view.live(run.id, status["state"])
+        run_view.live(run.id, status["state"], big)
     else:
-        run_view.show(run, status)
+        run_view.show(run, status, big)
 
 
-st.title("🏋️ Train")
-st.caption("Steps 3 to 5 of the workflow: build the network, compile it, train it.")
+big = visitor.flag("presenter")
+hidden = visitor.hidden()
+who = visitor.person()
+if not big:
+    st.title("🏋️ Train")
+    st.caption("Steps 3 to 5 of the workflow: build the network, compile it, train it.")
 
 names = [name for name in datasets.registry() if datasets.is_available(name)]
 common.require(bool(names), "No dataset is on this computer yet.", common.DATA,
                "Get one on the Data page", icon="🖼️")
-info = form_state.restore(names)
+info, link_problems = form_state.restore(names)
+for problem in link_problems:
+    common.show_error(problem)
 described = form_state.describe(info)
+active = runs.active_runs()
+common.watch_runs(bool(active))
 
 # The Start bar stays above the tabs, so it is always in view.
-active = runs.active_runs()
-start_col, about_col = st.columns([1, 2], vertical_alignment="center")
-clicked = start_col.button("Start training", key=START, type="primary", width="stretch",
-                           icon=":material/play_arrow:", disabled=described.problem is not None)
-if described.problem is not None:
-    about_col.markdown(":red[**Fix the settings first**] — see the message in Settings.")
-else:
-    epochs = described.params.epochs
-    about_col.markdown(f"**{common.md(info.title)}** · {described.total:,} parameters · "
-                       f"{epochs} epoch{'s' if epochs > 1 else ''}"
-                       + (" · a new run starts when the one training now ends."
-                          if active else ""))
-if clicked and described.params is not None:
-    start(described.params)
+if "start" not in hidden:
+    if who is None:
+        classroom_ui.join_box()
+    else:
+        start_col, about_col = st.columns([1, 2], vertical_alignment="center")
+        clicked = start_col.button("Start training", key=START, type="primary",
+                                   width="stretch", icon=":material/play_arrow:",
+                                   disabled=described.problem is not None)
+        if described.problem is not None:
+            about_col.markdown(":red[**Fix the settings first**] — see the message in "
+                               "Settings.")
+        else:
+            epochs = described.params.epochs
+            about_col.markdown(f"**{common.md(info.title)}** · {described.total:,} "
+                               f"parameters · {epochs} epoch{'s' if epochs > 1 else ''}"
+                               + (" · a new run starts when the one training now ends."
+                                  if active else ""))
+        if clicked and described.params is not None:
+            start(described.params, who, described.total)
+if who is not None and who.in_charge:
+    with st.container(horizontal=True):
+        classroom_ui.presenter_controls()
+        if who.role == classroom.TEACHER:
+            classroom_ui.teacher_panel()
 
-# Open on Training while something trains. (Not through `default`: a changed default would
-# reset the tabs when the run ends.)
-st.session_state.setdefault(TAB, TRAINING_TAB if active else SETTINGS_TAB)
-settings_tab, run_tab = st.tabs([SETTINGS_TAB, TRAINING_TAB], key=TAB, on_change="rerun")
-with settings_tab:
-    train_form.settings(info, names, described)
-with run_tab:
-    training_tab(active)
+# Open on Training while something trains, and always in the presenter view. (Not through
+# `default`: a changed default would reset the tabs when the run ends.)
+st.session_state.setdefault(TAB, TRAINING_TAB if active or big else SETTINGS_TAB)
+if "settings" in hidden:
+    training_tab(active, big)
+else:
+    tabs = [TRAINING_TAB, SETTINGS_TAB] if big else [SETTINGS_TAB, TRAINING_TAB]
+    first, second = st.tabs(tabs, key=TAB, on_change="rerun")
+    settings_tab, run_tab = (second, first) if big else (first, second)
+    with settings_tab:
+        train_form.settings(info, names, described)
+    with run_tab:
+        training_tab(active, big)
+form_state.write_link(described.requested)

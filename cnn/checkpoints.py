@@ -66,6 +66,15 @@ def load_model(path: str | Path) -> keras.Model:
         raise CnnError(_load_problem(path.name, str(exc))) from exc
     if not isinstance(model, keras.Model):
         raise CnnError(f"{path.name} holds a {type(model).__name__}, not a Keras model.")
+    # Loadable safely, but is it an image classifier this app can feed?
+    for layer in model.layers:
+        if type(layer).__name__ in _FOREIGN_LAYERS:
+            raise CnnError(f"{path.name} contains {_FOREIGN_LAYERS[type(layer).__name__]}, "
+                           "which this app does not use.")
+    shapes = model.inputs if isinstance(model.inputs, list) else [model.inputs]
+    if len(shapes) != 1 or len(shapes[0].shape) != 4:
+        raise CnnError(f"{path.name} does not take one batch of images (height × width × "
+                       "channels), so this app cannot use it.")
     return model
 
 

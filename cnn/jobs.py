@@ -67,6 +67,21 @@ def clean_status(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return status, problems
 
 
+_STATUS_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
+def _parse_status(path: Path) -> dict[str, Any]:
+    try:
+        status, problems = clean_status(read_json_object(path))
+    except FileNotFoundError:
+        return {"problem": "its status.json is missing"}
+    except DamagedFile as error:
+        return {"problem": str(error)}
+    if problems:
+        status["problem"] = "status.json: " + "; ".join(problems)
+    return status
+
+
 @dataclass(frozen=True)
 class Job:
     """A job folder. Cheap to create; every accessor reads the disk afresh."""
@@ -90,6 +105,17 @@ class Job:
     def worker(self) -> ProcessId | None:
         return ProcessId.from_dict(read_json(self.worker_path))
 
+    def version(self) -> tuple:
+        """Changes whenever what `status()` would say changes: the status file's version,
+        and for an active job whether its worker still runs. Cheap: one stat (and one
+        process lookup while active), for pages that poll for changes."""
+        try:
+            stat = os.stat(self.status_path)
+        except OSError:
+            return (self.id, None)
+        active = self.raw_status().get("state") in ACTIVE_STATES
+        return (self.id, stat.st_ino, stat.st_mtime_ns, active and self.is_alive())
+
     def is_alive(self) -> bool:
         """Whether the process recorded as its worker runs (psutil, pid + start time)."""
         worker = self.worker()
@@ -100,14 +126,21 @@ class Job:
         """status.json as written, wrongly typed fields dropped; {"problem": ...} added when
         it is missing, damaged or partly wrong."""
         try:
-            status, problems = clean_status(read_json_object(self.status_path))
+            stat = os.stat(self.status_path)
         except FileNotFoundError:
             return {"problem": "its status.json is missing"}
-        except DamagedFile as error:
-            return {"problem": str(error)}
-        if problems:
-            status["problem"] = "status.json: " + "; ".join(problems)
-        return status
+        except OSError as error:
+            return {"problem": f"its status.json cannot be read ({error.strerror})"}
+        # Every write is a new file renamed into place (a new inode), so (inode, mtime, size)
+        # names one version: thirty browsers polling share one parse per version.
+        version = (str(self.status_path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = _STATUS_CACHE.get(version)
+        if cached is None:
+            cached = _parse_status(self.status_path)
+            if len(_STATUS_CACHE) > 4096:
+                _STATUS_CACHE.clear()
+            _STATUS_CACHE[version] = cached
+        return dict(cached)
 
     def status(self) -> dict[str, Any]:
         """What is true now: the written status, unless its worker is gone (interrupted) or

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,26 @@ class Run(Job):
         if self.state() not in ACTIVE_STATES:
             raise RunError(f"Run {self.id} is not training.")
         self.request(learning_rate=float(learning_rate))
+
+    def pause(self) -> None:
+        """Hold training after the current batch group, until resumed (or stepped)."""
+        if self.state() not in (RUNNING, PAUSED, QUEUED):
+            raise RunError(f"Run {self.id} is not training.")
+        self.request(paused=True)
+
+    def resume(self) -> None:
+        if self.state() not in ACTIVE_STATES:
+            raise RunError(f"Run {self.id} is not training.")
+        self.request(paused=False)
+
+    def step(self, unit: str = "batch") -> None:
+        """While paused: train one more batch group ("batch") or up to the end of the epoch
+        ("epoch"), then hold again."""
+        if unit not in ("batch", "epoch"):
+            raise RunError(f"A step is a batch or an epoch, not {unit!r}.")
+        if self.state() not in (RUNNING, PAUSED):
+            raise RunError(f"Run {self.id} is not training.")
+        self.request(paused=True, step={"id": secrets.token_hex(4), "unit": unit})
 
     # results -----------------------------------------------------------------------------
     def metrics(self) -> list[dict[str, Any]]:
@@ -198,6 +219,13 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
         return float(value) if isinstance(value, (int, float)) else 0.0
 
     return sorted(runs, key=lambda r: (created(r), r.id), reverse=True)
+
+
+def fingerprint(root: str | Path | None = None) -> tuple:
+    """Changes whenever the list of runs or what any run's status says changes (a run
+    started, stopped, finished or deleted, by anyone); cheap enough to poll every second
+    from every browser (a stat per run, a process lookup per active run)."""
+    return tuple(sorted(Run(path).version() for path in jobs.list_job_paths(runs_dir(root))))
 
 
 def get_run(run_id: str, root: str | Path | None = None) -> Run:

@@ -21,7 +21,7 @@ from cnn.checkpoints import save_model
 from cnn.errors import CnnError
 from cnn.jobs import FAILED, FINISHED, PAUSED, RUNNING, STOPPED, STOPPING, StatusWriter
 from cnn.runs import Run
-from cnn.store import atomic_write_bytes
+from cnn.store import atomic_write_bytes, storage_error
 
 import keras  # noqa: E402  (cnn.models has started TensorFlow quietly)
 
@@ -86,6 +86,9 @@ def execute(run: Run, min_record_interval: float = 0.2, status: StatusWriter | N
         summary = _train_and_evaluate(run, status, min_record_interval, signals)
     except CnnError as error:
         return _final(status, state=FAILED, message=str(error), finished=time.time())
+    except OSError as error:  # a metrics line or a checkpoint that could not be written
+        return _final(status, state=FAILED, finished=time.time(),
+                      message=str(storage_error(error, error.filename or run.metrics_path)))
     except Exception as error:  # a bug: keep the traceback in worker.log, a line for the UI
         traceback.print_exc()
         return _final(status, state=FAILED, finished=time.time(),
@@ -177,9 +180,10 @@ def _train_and_evaluate(run: Run, status: StatusWriter, min_record_interval: flo
         evaluation.cross_entropy(splits.y_train[:first], start_probabilities),
         float((np.asarray(start_probabilities).argmax(axis=1) == splits.y_train[:first]).mean()))
     fit_started = time.time()
+    # The recorder writes each batch group's record before the controller may pause there.
     history = model.fit(splits.x_train, y_train, batch_size=params.batch_size,
                         validation_data=validation, epochs=params.epochs, shuffle=True,
-                        callbacks=[signals, controller, recorder, progress], verbose=0)
+                        callbacks=[signals, recorder, controller, progress], verbose=0)
     stopped = controller.stop_requested
     fit_seconds = time.time() - fit_started - controller.paused_seconds
     del splits, y_train, validation, history  # free the training images before evaluating

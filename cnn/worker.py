@@ -47,17 +47,17 @@ class Watchdog(threading.Thread):
 
     def __init__(self, run: runs.Run, status: StatusWriter):
         super().__init__(daemon=True, name="watchdog")
-        self.run, self.status = run, status
+        self.job, self.status = run, status
         self.training_started = False
         self.heartbeat = time.monotonic()
 
     def beat(self) -> None:
         self.heartbeat = time.monotonic()
 
-    def run(self) -> None:  # noqa: D401 - threading.Thread's method
+    def run(self) -> None:  # threading.Thread's method
         while True:
             time.sleep(0.25)
-            if not self.run.control().get("stop"):
+            if not self.job.control().get("stop"):
                 continue
             if not self.training_started:
                 self._end("Stopped before training started.")
@@ -69,7 +69,7 @@ class Watchdog(threading.Thread):
         try:
             self.status.update(state=STOPPED, message=message, finished=time.time())
         finally:
-            self.run.model_path.with_name(".model.tmp.keras").unlink(missing_ok=True)
+            self.job.model_path.with_name(".model.tmp.keras").unlink(missing_ok=True)
             os._exit(0)
 
 

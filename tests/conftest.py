@@ -23,17 +23,10 @@ def isolated_dirs(tmp_path, monkeypatch):
 
 @pytest.fixture
 def real_data_dir(monkeypatch) -> Path:
-    """The folder holding the real Fashion-MNIST files (as in Keras's cache).
+    """The folder holding the real Fashion-MNIST files, as $CNN_DATA_DIR (see
+    support.real_data_folder: skips on a user's clone without it, fails in CI)."""
+    import support
 
-    Skips where it is absent (a user's clone); CI sets CNN_REQUIRE_REAL_DATA, so there a
-    missing folder fails instead of silently skipping.
-    """
-    candidates = [Path(p) for p in [os.environ.get("CNN_DATA_DIR"), SHARED_DATASETS] if p]
-    for folder in candidates:
-        if (folder / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists():
-            monkeypatch.setenv("CNN_DATA_DIR", str(folder))
-            return folder
-    message = f"real Fashion-MNIST not found (looked in {', '.join(map(str, candidates))})"
-    if os.environ.get("CNN_REQUIRE_REAL_DATA"):
-        pytest.fail(message)
-    pytest.skip(message)
+    folder = support.real_data_folder()
+    monkeypatch.setenv("CNN_DATA_DIR", str(folder))
+    return folder

@@ -8,6 +8,7 @@ own process, and the page helpers only call methods of the Playwright page they 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
+def find_chromium() -> Path | None:
+    """$CNN_CHROMIUM, else the first chromium on the PATH (Debian: /usr/bin/chromium)."""
+    named = os.environ.get("CNN_CHROMIUM")
+    if named:
+        return Path(named) if Path(named).exists() else None
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+CHROMIUM = find_chromium()
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

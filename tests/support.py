@@ -1,6 +1,7 @@
 """Helpers shared by the tests: open a page of the real app, wait for a run on disk."""
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,23 @@ from cnn.processes import ProcessId
 from cnn.store import atomic_write_json
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def real_data_folder() -> Path:
+    """The folder holding the real Fashion-MNIST files (as in Keras's cache): $CNN_DATA_DIR
+    or ../shared/datasets. Skips where neither has them (a user's clone); CI sets
+    CNN_REQUIRE_REAL_DATA, so there a missing folder fails instead of silently skipping."""
+    import pytest
+
+    candidates = [Path(p) for p in [os.environ.get("CNN_DATA_DIR"), SHARED_DATASETS] if p]
+    for folder in candidates:
+        if (folder / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists():
+            return folder
+    message = f"real Fashion-MNIST not found (looked in {', '.join(map(str, candidates))})"
+    if os.environ.get("CNN_REQUIRE_REAL_DATA"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def open_page(page: str, timeout: float = 120) -> AppTest:
@@ -46,6 +64,18 @@ def wait_for_batches(run: runs.Run, count: int, timeout: float = 180) -> None:
         assert run.state() in runs.ACTIVE_STATES, run.status()
         time.sleep(0.02)
     raise AssertionError("no batches recorded")
+
+
+def wait_for_record(run: runs.Run, matches, timeout: float = 180) -> dict:
+    """Poll the run's metrics until a record satisfies `matches`; that record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = next((r for r in run.metrics() if matches(r)), None)
+        if found is not None:
+            return found
+        assert run.state() in runs.ACTIVE_STATES, run.status()
+        time.sleep(0.02)
+    raise AssertionError(f"no such record; last: {run.metrics()[-3:]}")
 
 
 def set_status(job: jobs.Job, **fields) -> dict:

@@ -8,7 +8,6 @@ nothing is downloaded. Downloading is tested in test_download.py against a local
 import dataclasses
 import gzip
 import io
-import os
 import pickle
 import struct
 import tarfile
@@ -23,8 +22,6 @@ from cnn import datasets
 from cnn.errors import ConfigError, DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]
-# Read before the autouse fixture hides $CNN_DATA_DIR; CI sets it to ../shared/datasets.
-REAL_DATA = Path(os.environ.get("CNN_DATA_DIR") or ROOT.parent / "shared" / "datasets").absolute()
 OFFLINE = "http://127.0.0.1:9/"  # the discard port: refused at once, never the internet
 
 
@@ -435,10 +432,7 @@ def test_upscale_matches_pil_bilinear():
 # ---------------------------------------------------------------------- real Fashion-MNIST
 
 
-def test_real_fashion_mnist_through_cnn_data_dir(monkeypatch):
-    if not (REAL_DATA / "fashion-mnist").is_dir():
-        pytest.skip(f"no real Fashion-MNIST in {REAL_DATA / 'fashion-mnist'} (set CNN_DATA_DIR)")
-    monkeypatch.setenv("CNN_DATA_DIR", str(REAL_DATA))
+def test_real_fashion_mnist_through_cnn_data_dir(real_data_dir):
     dataset = datasets.load("fashion_mnist", download_missing=False)
     assert dataset.x_train.shape == (60000, 28, 28, 1)
     assert dataset.x_test.shape == (10000, 28, 28, 1)

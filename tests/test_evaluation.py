@@ -1,6 +1,7 @@
 """Evaluation metrics checked against a hand computation (an oracle), not against sklearn."""
 
 import numpy as np
+import pytest
 
 from cnn.evaluation import mistakes, report
 
@@ -30,3 +31,19 @@ def test_mistakes_most_confident_first():
     assert mistakes(y_true, y_pred, confidence).tolist() == [2, 4, 3, 0]
     assert mistakes(y_true, y_pred, confidence, limit=2, most_confident=False).tolist() == [0, 2]
 
+
+
+def test_the_test_loss_is_plain_cross_entropy_even_for_label_smoothed_runs():
+    # Oracle: Keras's own unsmoothed loss on the same probabilities.
+    import keras
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, 4))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y_true = rng.integers(0, 4, 50)
+    plain = float(keras.losses.SparseCategoricalCrossentropy()(y_true, probabilities))
+    smoothed = float(keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(
+        np.eye(4)[y_true], probabilities))
+    result = report(y_true, probabilities, ["a", "b", "c", "d"])
+    assert result["test_loss"] == pytest.approx(plain, rel=1e-5)
+    assert abs(result["test_loss"] - smoothed) > 1e-3

@@ -15,6 +15,7 @@ from skimage.transform import resize as sk_resize
 from cnn import datasets
 from cnn.errors import CnnError, ImageError
 from cnn.checkpoints import load_model
+from cnn.dataset_catalog import FILL_FRAMING, MNIST_FRAMING
 from cnn.images import MAX_PIXELS, read_image
 from cnn.inference import (
     DEFAULT_FRAMING,
@@ -313,7 +314,6 @@ def test_wrong_channel_count_is_a_programming_error():
 # The oracle is the definition itself, computed here with plain numpy: the bounding box of
 # the bright pixels and the intensity-weighted centre of mass.
 
-FASHION_DIR = "/work/shared/datasets"  # a local copy of the real files; skipped without it
 
 
 def box_and_mass(array, background=0):
@@ -415,8 +415,10 @@ def test_framing_never_pushes_content_out_of_the_frame():
 
 @pytest.mark.parametrize("dataset", [None, "mnist", "fashion_mnist", "digits", "nonsense"])
 def test_each_dataset_frames_to_its_own_content_size(dataset):
-    framing = FRAMINGS.get(dataset, DEFAULT_FRAMING)
-    assert (framing is FRAMINGS["mnist"]) == (dataset not in ("fashion_mnist", "digits"))
+    framing = framing_of(dataset)
+    # Each record says how its content is framed; unknown names get MNIST's.
+    expected = FILL_FRAMING if dataset in ("fashion_mnist", "digits") else MNIST_FRAMING
+    assert framing == expected
     shape = (32, 32, 1) if dataset == "digits" else GRAY
     prepared = prepare_image(drawing("1"), shape, light_on_dark=True, framing=framing_of(dataset))
     (height, _), offset = box_and_mass(prepared.array)
@@ -479,10 +481,10 @@ def digits():
 
 @pytest.fixture(scope="module")
 def fashion():
-    try:
-        return datasets.load("fashion_mnist", data_dir=FASHION_DIR, download_missing=False)
-    except datasets.DatasetError:
-        pytest.skip(f"no Fashion-MNIST in {FASHION_DIR}")
+    import support
+
+    return datasets.load("fashion_mnist", data_dir=support.real_data_folder(),
+                         download_missing=False)
 
 
 def test_the_framings_match_the_real_datasets(digits, fashion):

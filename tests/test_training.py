@@ -115,3 +115,16 @@ def test_a_queued_run_can_be_stopped_before_it_starts(tmp_path):
     assert not second.has_model()
     first.request_stop()
     wait_for(first, runs.FINAL_STATES)
+
+
+def test_a_stop_in_the_first_epoch_counts_the_part_it_trained(tmp_path):
+    run = runs.create_run(_tiny(), tmp_path / "r", start=False)
+    run.request(stop=True)  # heard at the first batch: training ends after it
+    status = execute(run, min_record_interval=0)
+    assert status["state"] == runs.STOPPED
+    [epoch] = [r for r in run.metrics() if r["kind"] == "epoch"]
+    assert epoch["partial"] and epoch["step"] == 1 and epoch["batches_per_epoch"] == 8
+    # One batch of eight: 0.12 epochs, said the same way everywhere (not "0 epochs").
+    assert status["epochs_trained"] == 0.12 and status["epochs_completed"] == 0
+    assert status["message"].startswith("Stopped after 0.12 epochs: test accuracy")
+    assert run.evaluation()["test_images"] == 360
