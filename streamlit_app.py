@@ -18,4 +18,5 @@ st.navigation([
     st.Page(common.TRAIN, title="Train", icon="🏋️"),
     st.Page(common.EVALUATE, title="Evaluate", icon="📊"),
     st.Page(common.CLASSIFY, title="Classify", icon="🔍"),
+    st.Page(common.INSIDE, title="Inside the network", icon="🔬"),
 ]).run()

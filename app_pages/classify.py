@@ -6,7 +6,7 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from app_pages import charts, common
+from app_pages import charts, common, inside_link
 from cnn import datasets, inference, runs
 from cnn.errors import CnnError
 
@@ -35,12 +35,13 @@ def display_copy(image: Image.Image) -> Image.Image:
 
 
 def show(title: str, prepared: inference.PreparedImage, prediction: inference.Prediction,
-         true_label: str | None = None, narrow: bool = False) -> None:
+         true_label: str | None = None, narrow: bool = False, why: dict | None = None) -> None:
     """One classified image: the original, what the network sees, its top guesses.
 
     `title` is Markdown: escape user input (file names) with common.md first. A test image
     is shown once (it is exactly what the network sees); `narrow` puts the chart under the
-    pictures, for a half-width column."""
+    pictures, for a half-width column. `why` (key, title, test_index: inside_link.why_button's)
+    adds a "Why this answer?" button that opens the Inside page on this image."""
     with st.container(border=True):
         best, probability = prediction.labels[0], prediction.probabilities[0]
         verdict = ""
@@ -67,9 +68,13 @@ def show(title: str, prepared: inference.PreparedImage, prediction: inference.Pr
             column.image(image, caption=caption, width="stretch")
         (st if narrow else columns[-1]).altair_chart(
             charts.top_k(prediction.labels, prediction.probabilities), width="stretch")
+        if why is not None:
+            inside_link.why_button("Why this answer?", run_id=run.id, array=prepared.array,
+                                   **why)
 
 
-def show_files(sources: list[tuple[str, bytes]], narrow: bool = False) -> None:
+def show_files(sources: list[tuple[str, bytes]], narrow: bool = False,
+               source: str = "upload") -> None:
     """Classify (name, bytes) pairs; a file that cannot be read gets an error naming it,
     and the others are still classified."""
     results = inference.classify_files(model, sources, info.image_shape, class_names,
@@ -77,10 +82,11 @@ def show_files(sources: list[tuple[str, bytes]], narrow: bool = False) -> None:
     for result in results:
         if result.error:
             st.error(common.md(result.error), icon=":material/broken_image:")
-    for result in results:
+    for i, result in enumerate(results):
         if result.prediction is not None:
             # File names are user input: escaped, so a name can never become Markdown.
-            show(common.md(result.name), result.prepared, result.prediction, narrow=narrow)
+            show(common.md(result.name), result.prepared, result.prediction, narrow=narrow,
+                 why={"key": f"classify_why_{source}_{i}", "title": result.name})
 
 
 @st.fragment
@@ -132,7 +138,7 @@ def draw_section() -> None:
     with result_col:
         drawing = st.session_state.get(DRAWING)
         if drawing:
-            show_files([("Your drawing", drawing)], narrow=True)
+            show_files([("Your drawing", drawing)], narrow=True, source="draw")
         else:
             st.info("What the network makes of your drawing appears here as soon as you lift "
                     "the pen.", icon=":material/draw:")
@@ -144,7 +150,7 @@ def camera_section() -> None:
                  help="The browser asks for permission first. Nothing is stored."):
         photo = st.camera_input("Take a photo", key="classify_camera")
         if photo is not None:
-            show_files([("Camera photo", photo.getvalue())])
+            show_files([("Camera photo", photo.getvalue())], source="camera")
     else:
         st.caption("Hold a drawing on paper or an object up to the camera. Fill the frame "
                    "with it, on a plain background.")
@@ -174,7 +180,9 @@ def test_image_section() -> None:
     prepared = inference.PreparedImage(original=None, array=array, inverted=False)
     prediction = inference.predict(model, [array], class_names, top_k)[0]
     true_label = class_names[int(data.y_test[index])]
-    show(f"Test image #{index} (true class {true_label})", prepared, prediction, true_label)
+    show(f"Test image #{index} (true class {common.md(true_label)})", prepared, prediction,
+         true_label, why={"key": "classify_why_test", "title": f"Test image #{index}",
+                          "test_index": index})
 
 
 # --- the page -------------------------------------------------------------------------------

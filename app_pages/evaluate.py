@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import charts, common
+from app_pages import charts, common, inside_link
 from cnn import curves, datasets, evaluation, presets, progress, runs
 from cnn.errors import CnnError
 
@@ -130,6 +130,11 @@ def mistakes(run: runs.Run, report: dict, info: datasets.DatasetInfo | None) -> 
                 st.markdown(f"**{common.md(class_names[y_true[i]])}** → "
                             f":red[{common.md(class_names[y_pred[i]])}] "
                             f"({confidence[i]:.0%})")
+                inside_link.why_button(
+                    f"Why did it say {common.md(class_names[y_pred[i]])}?",
+                    f"evaluate_why_{i}", run.id, test_index=int(i), title=f"Test image #{i}",
+                    type="tertiary", help="Open this image inside the network: where it "
+                    "looked, and what each layer made of it.")
 
 
 def compare(run: runs.Run, candidates: list[runs.Run]) -> None:

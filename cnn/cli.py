@@ -134,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--top-k", type=int, default=3)
     p.set_defaults(handler=cmd_predict)
+
+    from cnn.cli_explain import add_parser as add_explain_parser
+
+    add_explain_parser(sub, common)
     return parser
 
 

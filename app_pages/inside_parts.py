@@ -1,0 +1,394 @@
+"""The Inside page's parts: the cached explainer, the page's URL, choosing the image, and
+each panel (where it looked, the layers, the image flowing through them, the filters). Also
+`live_snapshot_panel`, the Train page's "inside the network now" while a run trains.
+
+Everything shown is computed by `cnn.explain`; this module only lays it out and words it
+for a student. User-given strings (class, file and run names) pass `common.md`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app_pages import charts, common
+from cnn import datasets, explain, inference, runs
+from cnn.errors import CnnError
+from cnn.images import DISPLAY_MAX_SIDE, read_image
+
+# Session-state keys of the page.
+RUN = "inside_run"
+SOURCE = "inside_source"
+TEST = "inside_test"  # (dataset name, index) of the test image shown
+CLASS = "inside_class"  # the class the maps explain: None = the network's own answer
+UPLOAD = "inside_upload"
+CANVAS = "inside_canvas"
+ALL_MAPS = "inside_all_maps"
+SYNCED = "inside_synced"  # the query parameters the page wrote last (to tell a new link)
+
+PASSED, TEST_IMAGE, UPLOADED, DRAWN = "passed", "test", "upload", "draw"
+SOURCE_LABELS = {PASSED: ":material/arrow_back: The image you sent",
+                 TEST_IMAGE: ":material/casino: Test image",
+                 UPLOADED: ":material/upload: Upload", DRAWN: ":material/draw: Draw"}
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
+SIDE = 256  # px: the image and its heatmaps; 32 px images become 8× crisp squares
+MAP_TILE = 84  # px: one feature map in the flow
+MAPS_SHOWN = 8  # strongest maps per layer, unless "all" is asked for
+FURTHER_VIEWS = (explain.GRADCAM, explain.HIRESCAM, explain.SMOOTHGRAD)
+
+
+# --- the network, cached per model file version --------------------------------------------
+@dataclass
+class Inside:
+    """A model's explainer and its filters as pictures (they do not depend on the image)."""
+
+    explainer: explain.Explainer
+    filter_pictures: list[tuple[str, bytes, str]]  # (layer, PNG, caption) per conv layer
+    # The architecture diagram's Vega-Lite spec: Altair takes ~50 ms to make one.
+    architecture: dict
+
+
+@st.cache_resource(show_spinner="Opening up the network…", max_entries=4)
+def _inside(model_id: int, _model) -> Inside:
+    # Keyed by the model object's id: the Inside keeps its model alive, so while it is
+    # cached no other object can have that id. common.load_model gives a new model object
+    # for each new version of the file.
+    explainer = explain.Explainer(_model)
+    diagram = charts.architecture(diagram_blocks(explainer.layers, explainer.image_shape))
+    return Inside(explainer, [filter_picture(f, first=i == 0) for i, f in
+                              enumerate(explainer.filters().values())], diagram.to_dict())
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def top_k_spec(labels: tuple[str, ...], probabilities: tuple[float, ...]) -> dict:
+    """charts.top_k as a Vega-Lite spec, made once per answer (reruns redraw it often)."""
+    return charts.top_k(list(labels), list(probabilities)).to_dict()
+
+
+def inside(run: runs.Run) -> Inside:
+    """The run's Inside (CnnError when its model cannot be loaded)."""
+    model = common.load_model(run)
+    return _inside(id(model), model)
+
+
+def filter_picture(filters: explain.Filters, first: bool) -> tuple[str, bytes, str]:
+    count, kh, kw, channels = filters.images.shape
+    if first or channels == 1:
+        grid = explain.filter_grid(filters, factor=max(4, 48 // kw), columns=8)
+        what = ("colour" if filters.colour else "grey") + f" pattern of {kh}×{kw} pixels"
+        caption = (f"{count} filters, each a {what} it responds to. Grey is 0; the brighter "
+                   "or darker, the stronger the weight.")
+    else:
+        shown, reads = min(count, 16), min(channels, 16)
+        grid = explain.filter_grid(filters, factor=max(3, 15 // kw), max_filters=16,
+                                   max_channels=16)
+        caption = (f"{shown} of {count} filters, one per row; each row has a {kh}×{kw} "
+                   f"square for each map of the layer before that it reads ({reads} of "
+                   f"{channels} shown).")
+    return filters.layer, explain.png_bytes(grid), caption
+
+
+# --- the page's URL: ?run=<id>&test=<index>&class=<name> -----------------------------------
+def apply_link(candidates: list[runs.Run]) -> str | None:
+    """Put what the URL (or another page's "why?" button) asks for into the page's state.
+    Returns one readable sentence when part of it cannot be shown, else None."""
+    passed = st.session_state.get(common.INSIDE_IMAGE)
+    if passed and passed.get("fresh"):  # just sent from Classify or Evaluate
+        passed["fresh"] = False
+        st.session_state[SOURCE] = PASSED if passed.get("test") is None else TEST_IMAGE
+        st.session_state.pop(CLASS, None)
+    params = st.query_params.to_dict()
+    if not params or params == st.session_state.get(SYNCED):
+        return None  # nothing asked, or only what the page itself wrote
+    by_id = {run.id: run for run in candidates}
+    run = by_id.get(params.get("run", ""))
+    if "run" in params and run is None:
+        return (f"There is no trained network called “{common.md(params['run'])}” here any "
+                "more, so the page opens on the newest one.")
+    if run is None:
+        return None
+    st.session_state[RUN] = run.id
+    problems = []
+    try:
+        info = datasets.get_info(run.config.dataset)
+    except CnnError:
+        return None  # the page itself explains a run it cannot open
+    if "test" in params:
+        index = params["test"].strip()
+        size = test_count(info)
+        if size is None:
+            problems.append(f"the test images of {common.md(info.title)} are not on this "
+                            "computer")
+        elif not index.isdigit() or int(index) >= size:
+            problems.append(f"“{common.md(index)}” is not a test image number (0 to "
+                            f"{size - 1})")
+        else:
+            st.session_state[TEST] = (info.name, int(index))
+            st.session_state[SOURCE] = TEST_IMAGE
+    if "class" in params:
+        if params["class"] in info.class_names:
+            st.session_state[CLASS] = list(info.class_names).index(params["class"])
+        else:
+            problems.append(f"{common.md(info.title)} has no class “"
+                            f"{common.md(params['class'])}”")
+    if problems:
+        return "This link cannot be followed entirely: " + "; ".join(problems) + "."
+    return None
+
+
+def write_link(run: runs.Run, test_index: int | None, class_name: str | None) -> None:
+    """The URL says what is shown, so it can be shared and survives a refresh."""
+    params = {"run": run.id}
+    if test_index is not None:
+        params["test"] = str(test_index)
+    if class_name is not None:
+        params["class"] = class_name
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+    st.session_state[SYNCED] = params
+
+
+def test_count(info: datasets.DatasetInfo) -> int | None:
+    if not datasets.is_available(info.name):
+        return None
+    return len(common.load_dataset(info.name).x_test)
+
+
+# --- the image -----------------------------------------------------------------------------
+@dataclass
+class Picked:
+    array: np.ndarray  # uint8 (H, W, C): what the network takes
+    title: str  # Markdown-safe
+    true_label: str | None = None  # test images: the dataset's label
+    test_index: int | None = None
+
+
+def passed_image(run: runs.Run, shape: tuple[int, ...]) -> dict | None:
+    """The image sent from another page, when this network can take it."""
+    passed = st.session_state.get(common.INSIDE_IMAGE)
+    if not passed or passed.get("array") is None or passed["array"].shape != tuple(shape):
+        return None
+    return passed
+
+
+def _random_test(info: datasets.DatasetInfo, size: int) -> None:
+    st.session_state[TEST] = (info.name, int(np.random.default_rng().integers(size)))
+
+
+def choose_image(run: runs.Run, info: datasets.DatasetInfo) -> Picked | None:
+    """The source picker and the chosen source's widgets; the image, or None yet."""
+    size = test_count(info)
+    passed = passed_image(run, info.image_shape)
+    options = [s for s, ok in [(PASSED, passed is not None), (TEST_IMAGE, size is not None),
+                               (UPLOADED, True), (DRAWN, True)] if ok]
+    if st.session_state.get(SOURCE) not in options:
+        st.session_state[SOURCE] = options[0]
+    source = st.segmented_control("Image", options, key=SOURCE, required=True,
+                                  format_func=SOURCE_LABELS.get)
+    if source == PASSED:
+        return Picked(passed["array"], common.md(passed.get("title") or "Your image"))
+    if source == TEST_IMAGE:
+        chosen = st.session_state.get(TEST)
+        if not chosen or chosen[0] != info.name or chosen[1] >= size:
+            _random_test(info, size)
+        st.button("Another test image", icon=":material/casino:", key="inside_random",
+                  on_click=_random_test, args=(info, size))
+        index = st.session_state[TEST][1]
+        data = common.load_dataset(info.name)
+        label = info.class_names[int(data.y_test[index])]
+        return Picked(data.x_test[index], f"Test image #{index}", label, index)
+    if source == UPLOADED:
+        file = st.file_uploader("An image", type=IMAGE_TYPES, key=UPLOAD)
+        return None if file is None else prepared(file.name, file.getvalue(), info)
+    return drawing(info)
+
+
+def prepared(name: str, data: bytes, info: datasets.DatasetInfo) -> Picked | None:
+    """A file fitted to the network as Classify fits it; an error line if unusable."""
+    try:
+        image = read_image(data, name, max_side=DISPLAY_MAX_SIDE)
+        array = inference.prepare_image(image, info.image_shape, info.light_on_dark,
+                                        framing=info.framing).array
+    except CnnError as error:
+        common.show_error(error)
+        return None
+    return Picked(array, common.md(name))
+
+
+def drawing(info: datasets.DatasetInfo) -> Picked | None:
+    from streamlit_drawable_canvas import st_canvas
+
+    background, pen = ("#000000", "#FFFFFF") if info.light_on_dark else ("#FFFFFF", "#1F77B4")
+    st.caption(f"Draw one of: {common.md(', '.join(info.class_names))}. Big, filling the "
+               "square; the bin in the toolbar clears.")
+    canvas = st_canvas(stroke_width=24, stroke_color=pen, background_color=background,
+                       width=256, height=256, drawing_mode="freedraw", key=CANVAS)
+    if canvas.image_data is None or not (canvas.json_data or {}).get("objects"):
+        return None
+    return prepared("Your drawing", canvas.image_bytes, info)
+
+
+# --- where it looked -----------------------------------------------------------------------
+def enlarged(image: np.ndarray, side: int = SIDE) -> np.ndarray:
+    """uint8 RGB, enlarged by a whole factor to about `side` px: crisp network pixels."""
+    rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+    return explain.enlarge(rgb, max(1, side // max(image.shape[:2])))
+
+
+def heatmap_picture(expl: explain.Explanation, method: str) -> np.ndarray:
+    heatmap = expl.heatmaps[method]
+    factor = max(1, SIDE // max(expl.image.shape[:2]))
+    return explain.overlay(expl.image, heatmap, alpha=0.6, factor=factor)
+
+
+def strength_sentence(heatmap: explain.Heatmap, name: str) -> str:
+    """What the occlusion map's 1.0 stands for, in words a student can check."""
+    if heatmap.scale <= 0:
+        return (f"Hiding any part of the image does not make it less sure of “{name}”: "
+                "nothing here counts for that class.")
+    factor = math.exp(heatmap.scale)
+    return (f"Hiding the brightest part makes it {factor:,.1f}× less sure of “{name}” "
+            "(in odds); dark parts hardly matter.")
+
+
+def class_label(class_names: Sequence[str], probabilities: np.ndarray, index) -> str:
+    if index is None:
+        best = int(np.argmax(probabilities))
+        return f"Its answer: {class_names[best]} ({probabilities[best]:.0%})"
+    return f"{class_names[index]} ({probabilities[index]:.0%})"
+
+
+def flowing_layers(expl: explain.Explanation,
+                   activations: Sequence[str]) -> list[explain.FeatureMaps]:
+    """The maps a student follows: what each block passes on. A conv without its own
+    activation (batch norm comes between) is left out: its ReLU, shown, comes next."""
+    return [m for m in expl.feature_maps if m.kind != "Conv2D" or m.layer in activations]
+
+
+def feature_map_picture(maps: explain.FeatureMaps, all_maps: bool) -> tuple[np.ndarray, str]:
+    count, height, width = maps.maps.shape
+    shown = count if all_maps else min(count, MAPS_SHOWN)
+    columns = 4 if all_maps and count > 8 else 2
+    tile = MAP_TILE if columns == 2 else MAP_TILE // 2
+    grid = explain.feature_map_grid(maps, columns=columns, max_maps=shown,
+                                    factor=max(1, tile // max(height, width)))
+    what = {"MaxPooling2D": "max-pooled", "AveragePooling2D": "average-pooled"}.get(
+        maps.kind, "after ReLU" if maps.kind != "Conv2D" else "conv + ReLU")
+    return grid, f"{what} · {shown} of {count} maps, {width}×{height}"
+
+
+# --- the layers as a diagram ---------------------------------------------------------------
+GROUPS = {"Conv2D": "Convolution", "MaxPooling2D": "Pooling", "AveragePooling2D": "Pooling",
+          "Flatten": "Flatten", "Dense": "Dense", "GlobalAveragePooling2D": "Pooling",
+          "GlobalMaxPooling2D": "Pooling"}
+DOES = {"Convolution": "slides small filters over the image: one map per filter",
+        "Pooling": "keeps the strongest value of each 2×2 patch: half the size",
+        "Flatten": "lays the maps out as one long list of numbers",
+        "Dense": "each output weighs every number of the list before",
+        "Answer": "one probability per class"}
+EXTRA = {"Rescaling": "scaled to 0–1", "BatchNormalization": "batch norm", "ReLU": "ReLU",
+         "Dropout": "dropout (training only)", "RandomFlip": "random flips (training only)",
+         "RandomTranslation": "random shifts (training only)"}
+
+
+def diagram_blocks(layers: list[explain.LayerInfo], image_shape: tuple[int, ...]) -> pd.DataFrame:
+    """One block per layer that changes the shape (the input first); the layers that act
+    on each value alone (scaling, batch norm, ReLU, dropout) are named in the tooltip of
+    the block they follow."""
+    height, width, channels = image_shape
+    rows = [{"Layer": "input", "group": "Input", "shape": (height, width, channels),
+             "Does": "the image: " + ("colour (3 channels)" if channels == 3 else "grey"),
+             "Parameters": 0, "Sees": "1×1 pixel"}]
+    for info in layers:
+        group = GROUPS.get(info.kind)
+        if group is None:  # pointwise: noted on the block before
+            rows[-1]["Does"] += f" · then {EXTRA.get(info.kind, info.kind)}"
+            continue
+        if info is layers[-1] and info.kind == "Dense":
+            group = "Answer"
+        field = info.receptive_field
+        rows.append({"Layer": info.name, "group": group, "shape": info.output_shape,
+                     "Does": DOES[group], "Parameters": info.parameters,
+                     "Sees": "the whole image" if field is None else
+                     f"{field[0]}×{field[1]} pixels of the input"})
+    frame = pd.DataFrame(rows)
+    spatial = frame["shape"].map(len) == 3
+    side = frame["shape"].map(lambda s: s[0] if len(s) == 3 else 0)
+    depth = frame["shape"].map(lambda s: s[-1])
+    max_units = max(int(depth[~spatial].max()) if (~spatial).any() else 1, 1)
+    frame["height"] = np.where(spatial, side / height,
+                               np.sqrt(depth / max_units))  # lists: square-root scale
+    frame["width"] = np.where(spatial, depth / depth[spatial].max(), 0.0)
+    frame["Output"] = frame["shape"].map(lambda s: "×".join(map(str, s)))
+    frame["label"] = frame["Layer"] + "|" + frame["Output"]
+    return frame.drop(columns="shape")
+
+
+def layer_frame(layers: list[explain.LayerInfo]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "layer": info.name, "kind": info.kind, "output": "×".join(map(str, info.output_shape)),
+        "parameters": info.parameters,
+        "sees (pixels)": "all" if info.receptive_field is None
+        else f"{info.receptive_field[0]}×{info.receptive_field[1]}",
+        "note": "training only" if info.training_only else ""} for info in layers])
+
+
+# --- live, while a run trains --------------------------------------------------------------
+@st.cache_data(max_entries=8, show_spinner=False)
+def _snapshot_pictures(path: str, modified_ns: int) -> dict | None:
+    snapshot = explain.read_snapshot(path)
+    if snapshot is None:
+        return None
+    first = snapshot.filters
+    factor = max(4, 48 // first.images.shape[1])
+    maps = [(m, explain.feature_map_grid(m, columns=4, max_maps=8,
+                                         factor=max(1, 48 // max(m.maps.shape[1:]))))
+            for m in (snapshot.first_maps, snapshot.last_maps)]
+    return {
+        "epoch": snapshot.epoch,
+        "probabilities": snapshot.probabilities,
+        "image": explain.png_bytes(enlarged(snapshot.image, 128)),
+        "before": None if snapshot.initial_filters is None else explain.png_bytes(
+            explain.filter_grid(snapshot.initial_filters, factor=factor)),
+        "now": explain.png_bytes(explain.filter_grid(first, factor=factor)),
+        "maps": [(m.layer, explain.png_bytes(grid)) for m, grid in maps],
+        "layer": first.layer,
+    }
+
+
+def live_snapshot_panel(snapshot_path: Path, class_names: Sequence[str] | None = None) -> None:
+    """The newest training snapshot (`cnn.explain.SnapshotWriter`'s file): the first conv
+    layer's filters before training and now, and one test image through the first and the
+    last conv block. Cheap enough for a fragment that reruns every second: the pictures are
+    made once per version of the file (a stat and a cache look-up otherwise)."""
+    try:
+        modified = Path(snapshot_path).stat().st_mtime_ns
+    except OSError:
+        modified = None
+    pictures = None if modified is None else _snapshot_pictures(str(snapshot_path), modified)
+    if pictures is None:
+        st.caption("The network's first filters appear here as soon as training starts.")
+        return
+    epoch = pictures["epoch"]
+    when = "before training" if epoch == 0 else f"after epoch {epoch}"
+    answer = ""
+    if class_names is not None and len(class_names) == len(pictures["probabilities"]):
+        best = int(np.argmax(pictures["probabilities"]))
+        answer = (f" It says **{common.md(class_names[best])}** "
+                  f"({pictures['probabilities'][best]:.0%}) for this test image.")
+    st.markdown(f"**Inside the network {when}.**{answer}")
+    columns = st.columns([1, 1.4, 1.4, 1.6, 1.6])
+    columns[0].image(pictures["image"], caption="A test image")
+    if pictures["before"] is not None:
+        columns[1].image(pictures["before"], caption=f"{pictures['layer']} filters before "
+                         "training: random noise")
+    columns[2].image(pictures["now"], caption=f"{pictures['layer']} filters {when}")
+    for column, (layer, png), which in zip(columns[3:], pictures["maps"], ("first", "last")):
+        column.image(png, caption=f"The image after the {which} block ({layer}), "
+                     "strongest maps")
