@@ -130,7 +130,7 @@ st.caption("A filter is a small grid of weights the network learned. It slides o
            "layer, so a faint filter is a weak one.")
 (first_layer, first_png, first_caption), *deeper = inside.filter_pictures
 st.markdown(f"**{first_layer}**, the first layer")
-st.image(first_png, caption=first_caption)
+st.image(first_png, caption=first_caption, output_format="PNG")
 if deeper:
     with st.expander(f"The deeper layers' filters ({', '.join(d[0] for d in deeper)})"):
         st.caption("A deeper filter reads every map of the layer before it, so it is hard "
@@ -140,7 +140,7 @@ if deeper:
             for layer, png, caption in deeper:
                 with st.container(width=300):
                     st.markdown(f"**{layer}**")
-                    st.image(png, caption=caption)
+                    st.image(png, caption=caption, output_format="PNG")
 
 parts.write_link(run, picked.test_index if picked else None,
                  None if st.session_state.get(parts.CLASS) is None

@@ -383,12 +383,14 @@ def live_snapshot_panel(snapshot_path: Path, class_names: Sequence[str] | None =
         answer = (f" It says **{common.md(class_names[best])}** "
                   f"({pictures['probabilities'][best]:.0%}) for this test image.")
     st.markdown(f"**Inside the network {when}.**{answer}")
+    # PNG: Streamlit would send picture bytes as JPEG, blurring the filters' pixels.
     columns = st.columns([1, 1.4, 1.4, 1.6, 1.6])
-    columns[0].image(pictures["image"], caption="A test image")
-    if pictures["before"] is not None:
+    columns[0].image(pictures["image"], caption="A test image", output_format="PNG")
+    if pictures["before"] is not None and epoch > 0:
         columns[1].image(pictures["before"], caption=f"{pictures['layer']} filters before "
-                         "training: random noise")
-    columns[2].image(pictures["now"], caption=f"{pictures['layer']} filters {when}")
+                         "training: random noise", output_format="PNG")
+    columns[2].image(pictures["now"], caption=f"{pictures['layer']} filters {when}",
+                     output_format="PNG")
     for column, (layer, png), which in zip(columns[3:], pictures["maps"], ("first", "last")):
         column.image(png, caption=f"The image after the {which} block ({layer}), "
-                     "strongest maps")
+                     "strongest maps", output_format="PNG")

@@ -136,6 +136,9 @@ def test_opens_on_a_test_image_and_shows_every_panel(run, media):
     kernel = model.get_layer("conv1").get_weights()[0]
     first = picture(at, media, f"{kernel.shape[-1]} filters, each a grey pattern of 3×3")
     assert first.shape[1] == 8 * kernel.shape[1] * 16 + 7  # 8 a row, 16× enlarged, 1 px gaps
+    # The model's own weights, on the layer's one scale (sent as PNG: no JPEG blur).
+    np.testing.assert_array_equal(first, explain.filter_grid(explain.filters(model, "conv1"),
+                                                             factor=16))
     assert len(at.get("vega_lite_chart")) == 2  # the top guesses and the architecture
 
 
@@ -284,3 +287,46 @@ def test_why_did_it_say_on_an_evaluate_mistake(run):
     assert said["label"] == str(y_pred[first])
     assert f"wrong, it is {y_true[first]}" in said.string
     assert at.query_params == {"run": run.id, "test": str(first)}
+
+
+# --- the Train page's live panel -------------------------------------------------------------
+def snapshot_panel(path, class_names):
+    from pathlib import Path
+
+    from app_pages import inside_parts
+
+    inside_parts.live_snapshot_panel(Path(path), class_names)
+
+
+def test_the_live_snapshot_panel_shows_the_newest_snapshot(tmp_path, media):
+    path = tmp_path / "inside.npz"
+    at = AppTest.from_function(snapshot_panel, args=(str(path), list("0123456789")),
+                               default_timeout=60).run()
+    assert not at.exception
+    assert "appear here as soon as training starts" in at.caption[0].value  # no file yet
+
+    params = preset("fast", precision="float32")
+    model = make_model(params, (32, 32, 1), 10)
+    image = datasets.load("digits").x_test[0]
+    before = explain.first_kernel(model)
+    explain.write_snapshot(model, image, path, epoch=0, initial_kernel=before)
+    at.run()
+    assert at.markdown[0].value.startswith("**Inside the network before training.** It says **")
+    now = -before  # "three epochs later": other filters
+    model.get_layer("conv1").kernel.assign(now)
+    explain.write_snapshot(model, image, path, epoch=3, initial_kernel=before)
+    at.run()
+    assert not at.exception
+    assert at.markdown[0].value.startswith("**Inside the network after epoch 3.**")
+    captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
+    assert captions[:3] == ["A test image", "conv1 filters before training: random noise",
+                            "conv1 filters after epoch 3"]
+    # Each filter picture is the kernel it says: before, and now (one scale per picture).
+    factor = max(4, 48 // 3)
+    np.testing.assert_array_equal(
+        picture(at, media, "conv1 filters before"),
+        explain.filter_grid(explain.kernel_filters(before, "conv1", False), factor=factor))
+    np.testing.assert_array_equal(
+        picture(at, media, "conv1 filters after"),
+        explain.filter_grid(explain.kernel_filters(now, "conv1", False), factor=factor))
+    assert any(c.startswith("The image after the last block (conv2)") for c in captions)
