@@ -126,15 +126,30 @@ def select_run(candidates: list[runs.Run], key: str, label: str = "Run",
                default: runs.Run | None = None) -> runs.Run:
     """A select box over `candidates` (newest first) that starts on the run chosen last
     anywhere in the app (SELECTED_RUN) if it is a candidate, else on `default` (or the
-    newest). Only a choice the user makes here becomes SELECTED_RUN: merely opening the
-    page must not move the Train page off the run that is training."""
+    newest), or on the run its link names (?run=…), or with "follow" on the newest. Only
+    a choice the user makes here becomes SELECTED_RUN: merely opening the page must not
+    move the Train page off the run that is training. The link then names the run shown."""
+    from app_pages import visitor
+
     by_id = {run.id: run for run in candidates}
+    linked = st.query_params.get("run")
+    if linked and st.session_state.get(f"{key}_link") != linked:
+        # A link naming a run (?run=…) opens on it, once; a stale one is said, not fatal.
+        st.session_state[f"{key}_link"] = linked
+        if linked in by_id:
+            st.session_state[key] = linked
+        else:
+            st.info(f"The link's run “{md(linked)}” is not here (deleted, or not finished); "
+                    "showing another.", icon=":material/link_off:")
+    if visitor.flag("follow"):  # the presenter follows the newest run
+        st.session_state[key] = candidates[0].id
     if st.session_state.get(key) not in by_id:
         chosen = st.session_state.get(SELECTED_RUN)
         st.session_state[key] = chosen if chosen in by_id else (default or candidates[0]).id
     labels = {run.id: run_label(run) for run in candidates}
     run_id = st.selectbox(label, list(by_id), key=key, format_func=labels.__getitem__,
                           on_change=_remember_run, args=(key,))
+    st.query_params["run"] = st.session_state[f"{key}_link"] = run_id
     return by_id[run_id]
 
 
@@ -143,17 +158,20 @@ def _remember_run(key: str) -> None:
 
 
 # --- following the truth on disk ------------------------------------------------------
-def watch_runs(active: bool) -> None:
+def watch_runs(active: bool, finished_only: bool = False) -> None:
     """Redraw the page when a run starts, changes state, ends or is deleted — from any
     browser or the command line — within a second while something trains, two when idle.
     Each look is a stat per run (`runs.fingerprint`); nothing is redrawn when nothing
-    changed, so an idle browser costs the server almost nothing."""
-    st.session_state["runs_seen"] = runs.fingerprint()
+    changed, so an idle browser costs the server almost nothing. `finished_only`: only
+    runs that end or disappear matter (results pages)."""
+    st.session_state["runs_watch"] = finished_only
+    st.session_state["runs_seen"] = runs.fingerprint(finished_only=finished_only)
     (_watch_fast if active else _watch_slow)()
 
 
 def _look_again() -> None:
-    if runs.fingerprint() != st.session_state.get("runs_seen"):
+    seen = runs.fingerprint(finished_only=st.session_state.get("runs_watch", False))
+    if seen != st.session_state.get("runs_seen"):
         st.rerun(scope="app")
 
 

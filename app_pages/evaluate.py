@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_pages import charts, common, inside_link
-from cnn import curves, datasets, evaluation, presets, progress, runs
+from app_pages import charts, common, run_view, visitor, inside_link
+from cnn import classroom, curves, datasets, evaluation, presets, progress, runs
 from cnn.errors import CnnError
 
 RUN = "evaluate_run"
@@ -16,6 +16,7 @@ FLASH = "evaluate_flash"  # (kind, message) to show after a delete callback
 def _delete(run: runs.Run) -> None:
     """Button callback: runs before the script, so the page redraws without the run."""
     try:
+        classroom.check_control(visitor.person() or run_view.GUEST, run.status())
         runs.delete_run(run)
     except CnnError as error:
         st.session_state[FLASH] = ("error", str(error))
@@ -193,6 +194,10 @@ def files(run: runs.Run, status: dict) -> None:
     active = status.get("state") in runs.ACTIVE_STATES
     if active:
         st.warning("This run is still training; stop it on the Train page before deleting it.")
+    if not classroom.may_control(visitor.person() or run_view.GUEST, status):
+        st.caption(f"Only {common.md(status.get('owner') or 'its owner')} or the teacher "
+                   "can delete this run.")
+        return
     with st.popover("Delete this run", icon=":material/delete:", disabled=active):
         st.markdown(f"Delete run `{run.id}`, its model and its results for good? "
                     "This cannot be undone.")
@@ -206,6 +211,7 @@ if flash := st.session_state.pop(FLASH, None):
     getattr(st, flash[0])(common.md(flash[1]))
 
 candidates = common.finished_runs()
+common.watch_runs(bool(runs.active_runs()), finished_only=True)
 damaged = [(r, r.evaluation_problem()) for r in runs.list_runs()
            if r.has_model() and r.evaluation_path.exists() and r.evaluation() is None]
 if damaged:

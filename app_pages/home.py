@@ -33,10 +33,8 @@ def _progress(run: runs.Run, status: dict) -> tuple[float, str]:
     return done if done and status.get("state") == runs.RUNNING else (0.0, message)
 
 
-@st.fragment(run_every=2.0)
-def now_running() -> None:
-    """Active runs, re-read from disk every two seconds (whoever started them)."""
-    active = runs.active_runs()
+def now_running(active: list[runs.Run]) -> None:
+    """The runs queued or training now, whoever started them."""
     if not active:
         st.caption("Nothing is training right now.")
         return
@@ -50,6 +48,13 @@ def now_running() -> None:
             else:
                 st.progress(fraction, text=common.md(text))
     st.page_link(common.TRAIN, label="Watch it on the Train page", icon="🏋️")
+
+
+# While something trains, its progress is redrawn every two seconds; when nothing does,
+# the page only looks (cheaply) for a run starting anywhere.
+@st.fragment(run_every=2.0)
+def live_now_running() -> None:
+    now_running(runs.active_runs())
 
 
 st.title("🧠 CNN Playground")
@@ -67,10 +72,15 @@ for row in (numbered[:3], numbered[3:]):
 st.caption("Then try your network on your own pictures or drawings:")
 st.page_link(common.CLASSIFY, label="Classify", icon="🔍")
 
+active = runs.active_runs()
+common.watch_runs(bool(active))
 running, latest = st.columns(2, gap="large")
 with running:
     st.subheader("Training now")
-    now_running()
+    if active:
+        live_now_running()
+    else:
+        now_running(active)
 with latest:
     st.subheader("Latest result")
     finished = common.finished_runs()

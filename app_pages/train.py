@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import classroom_ui, common, form_state, run_view, train_form, visitor
-from cnn import classroom, datasets, runs
+from cnn import classroom, datasets, runs, warm_workers
 from cnn.errors import CnnError
 
 RUN = "train_run"
@@ -95,6 +95,7 @@ for problem in link_problems:
 described = form_state.describe(info)
 active = runs.active_runs()
 common.watch_runs(bool(active))
+warm_workers.ensure(runs.runs_dir())  # so that the next Start shows its first point at once
 
 # The Start bar stays above the tabs, so it is always in view.
 if "start" not in hidden:

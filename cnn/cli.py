@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     from cnn.cli_explain import add_parser as add_explain_parser
 
     add_explain_parser(sub, common)
+    from cnn.cli_classroom import add_parser as add_classroom_parser
+
+    add_classroom_parser(sub, common)
     return parser
 
 

@@ -168,19 +168,29 @@ class Dataset:
     y_test: np.ndarray
 
 
+# Datasets a warm worker loaded ahead of time: name -> ((path, mtime), Dataset).
+_KEPT: dict[str, tuple[tuple, Dataset]] = {}
+
+
 def load(
     name: str,
     data_dir: str | Path | None = None,
     download_missing: bool = True,
     progress: Progress | None = None,
+    keep: bool = False,
 ) -> Dataset:
     """Dataset `name` from this computer, downloading it first when missing and allowed.
 
     Raises DatasetError when it is missing and cannot (or may not) be downloaded, and when
-    its files are damaged.
+    its files are damaged. `keep=True` keeps it in this process for later calls (a warm
+    worker loads the next run's dataset ahead of time).
     """
     info = get_info(name, data_dir)
     path = locate(name, data_dir)
+    if path is not None and name in _KEPT and _KEPT[name][0] == _version(path):
+        # Kept by this process (a warm worker): a copy of the record, the same arrays
+        # (nobody writes into them; training replaces its own references).
+        return dataclasses.replace(_KEPT[name][1])
     if path is None:
         if not download_missing:
             target = writable_data_dir(data_dir) or data_dirs(data_dir)[0]
@@ -204,7 +214,18 @@ def load(
     info = dataclasses.replace(
         info, class_names=class_names, train_size=len(x_train), test_size=len(x_test)
     )
-    return Dataset(info, x_train, y_train, x_test, y_test)
+    dataset = Dataset(info, x_train, y_train, x_test, y_test)
+    if keep:
+        _KEPT.clear()  # one at a time: a warm worker keeps the next run's dataset only
+        _KEPT[name] = (_version(path), dataclasses.replace(dataset))
+    return dataset
+
+
+def _version(path: Path) -> tuple:
+    try:
+        return (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return (str(path), None)
 
 
 @dataclass

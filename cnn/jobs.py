@@ -285,10 +285,17 @@ class ProcessExecutor:
     can take its place without the pages or the CLI noticing.
     """
 
-    def start(self, job: Job, kind: str, env: dict[str, str] | None = None) -> ProcessId:
-        """Start `job`'s worker and record which process it is (worker.json)."""
+    def start(self, job: Job, kind: str, env: dict[str, str] | None = None,
+              warm: bool = False) -> ProcessId:
+        """Start `job`'s worker and record which process it is (worker.json). With `warm`
+        (a training run that can start at once), a warm worker takes it if one is ready."""
+        from cnn import warm_workers
+
         try:
-            worker = spawn_detached("cnn.worker", [kind, str(job.path)], job.log_path, env)
+            worker = warm_workers.claim(job.root, job.path, env) if warm else None
+            if worker is None:
+                worker = spawn_detached("cnn.worker", [kind, str(job.path)], job.log_path,
+                                        env)
             atomic_write_json(job.worker_path, worker.to_dict())
         except OSError as error:
             raise storage_error(error, job.worker_path, "start the worker for") from error

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from cnn import config, presets
-from cnn.config import BOOL, CHOICE, FLOAT, INT, ConvBlock, HyperParams
+from cnn.config import BOOL, CHOICE, INT, ConvBlock, HyperParams
 from cnn.errors import ConfigError
 
 VIEW_KEYS = ("presenter", "follow", "hide", "run", "token", "me", "test", "class")

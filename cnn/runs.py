@@ -195,12 +195,15 @@ def create_run(params: HyperParams, root: str | Path | None = None,
     }, starter=ProcessId.current() if start else None)
     run = Run(job.path)
     if start:
-        queue(root).enter(run, created)
+        line = queue(root)
+        line.enter(run, created)
         env = dict(os.environ)
         if data_dir is not None:
             env["CNN_DATA_DIR"] = str(data_dir)
+        # A warm worker (TensorFlow already loaded) takes the run if it can train at once.
+        warm = not line.busy_slots() and line.position(run) == 1
         try:
-            jobs.executor.start(run, "train", env)
+            jobs.executor.start(run, "train", env, warm=warm)
         except Exception as error:
             jobs.StatusWriter(run).update(state=FAILED, finished=time.time(),
                                           message=f"The training process could not be "
@@ -221,11 +224,18 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
     return sorted(runs, key=lambda r: (created(r), r.id), reverse=True)
 
 
-def fingerprint(root: str | Path | None = None) -> tuple:
+def fingerprint(root: str | Path | None = None, finished_only: bool = False) -> tuple:
     """Changes whenever the list of runs or what any run's status says changes (a run
     started, stopped, finished or deleted, by anyone); cheap enough to poll every second
-    from every browser (a stat per run, a process lookup per active run)."""
-    return tuple(sorted(Run(path).version() for path in jobs.list_job_paths(runs_dir(root))))
+    from every browser (a stat per run, a process lookup per active run). With
+    `finished_only`, only runs that have ended count (a results page need not redraw at
+    every epoch of a run training elsewhere)."""
+    versions = []
+    for path in jobs.list_job_paths(runs_dir(root)):
+        run = Run(path)
+        if not finished_only or run.state() in FINAL_STATES:
+            versions.append(run.version())
+    return tuple(sorted(versions))
 
 
 def get_run(run_id: str, root: str | Path | None = None) -> Run:

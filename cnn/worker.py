@@ -1,7 +1,9 @@
 """The process that does one job: `python -m cnn.worker KIND JOB_DIR`.
 
 Started by `cnn.jobs.executor`. KIND is `train` (a run: wait for a training slot without
-importing TensorFlow, then train) or `install` (download a dataset). A watchdog thread
+importing TensorFlow, then train), `install` (download a dataset) or `spare` (a warm
+worker: load TensorFlow and the likely dataset now, take the next run later; JOB_DIR is
+then the runs folder, see cnn.warm_workers). A watchdog thread
 makes Stop work even where Keras cannot hear it: while the data is still loading, or when
 the training process hangs.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from cnn import jobs, runs
+from cnn.processes import ProcessId
 from cnn.jobs import ACTIVE_STATES, STOPPED, Job, StatusWriter
 
 # A stop request not acknowledged by training within this long (no batch, no epoch, no
@@ -24,15 +27,16 @@ from cnn.jobs import ACTIVE_STATES, STOPPED, Job, StatusWriter
 STUCK_AFTER_S = 60.0
 
 
-def _lower_priority() -> None:
+def _lower_priority(steps: int = 5) -> None:
     """Training takes every core; a lower priority keeps the web server (and a teacher's
     clicks) responsive on a small laptop while costing training almost nothing."""
     try:
         process = psutil.Process()
         if sys.platform == "win32":
-            process.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
+            process.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS if steps <= 5
+                         else psutil.IDLE_PRIORITY_CLASS)
         else:
-            process.nice(min(19, process.nice() + 5))
+            process.nice(min(19, max(process.nice(), steps)))
     except (psutil.Error, OSError):
         pass
 
@@ -82,7 +86,7 @@ def train(run: runs.Run) -> None:
                       finished=time.time())
         return
     try:
-        _lower_priority()
+        _lower_priority(5)
         watchdog = Watchdog(run, status)
         watchdog.start()
         from cnn import training  # imports TensorFlow: only once it is our turn
@@ -100,6 +104,11 @@ def main(argv: list[str]) -> int:
         run = runs.Run(path)
         if run.raw_status().get("state") in ACTIVE_STATES:
             train(run)
+    elif kind == "spare":
+        from cnn import warm_workers
+
+        _lower_priority(10)  # warming up beside a run that trains: never slow it down
+        warm_workers.serve(path, ProcessId(int(argv[2]), float(argv[3])))
     elif kind == "install":
         from cnn import install_jobs
 

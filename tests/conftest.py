@@ -16,6 +16,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setenv("CNN_OFFLINE", "1")  # tests never download
+    monkeypatch.setenv("CNN_WARM_WORKER", "0")  # no spare processes (but in their tests)
     if not os.environ.get("CNN_DATA_DIR"):
         monkeypatch.setenv("CNN_DATA_DIR", str(tmp_path / "no-data"))
     return tmp_path

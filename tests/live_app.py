@@ -77,13 +77,15 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def serve(workdir: Path, startup_timeout: float = 120):
+def serve(workdir: Path, startup_timeout: float = 120, warm: bool = False,
+          extra_env: dict[str, str] | None = None):
     """`streamlit run streamlit_app.py` on a free port of 127.0.0.1 until the block ends.
 
     The server gets CNN_RUNS_DIR=`workdir`/runs, CNN_OFFLINE=1, an empty Keras home in
-    `workdir` and the caller's CNN_DATA_DIR; its output goes to `workdir`/server.log. On
-    exit the runs it started are stopped through cnn.runs (their workers are detached
-    processes: ending the server would not end them), then the server is ended.
+    `workdir`, the caller's CNN_DATA_DIR and `extra_env`; warm workers only if `warm`.
+    Its output goes to `workdir`/server.log. On exit the runs it started are stopped
+    through cnn.runs (their workers are detached processes: ending the server would not
+    end them), then the server, then any warm worker waiting for a run.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     runs_dir = workdir / "runs"
@@ -91,7 +93,8 @@ def serve(workdir: Path, startup_timeout: float = 120):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CNN_RUNS_DIR": str(runs_dir), "CNN_OFFLINE": "1",
-           "KERAS_HOME": str(workdir / "keras-home"), "PYTHONUNBUFFERED": "1"}
+           "KERAS_HOME": str(workdir / "keras-home"), "PYTHONUNBUFFERED": "1",
+           "CNN_WARM_WORKER": "1" if warm else "0", **(extra_env or {})}
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -116,6 +119,9 @@ def serve(workdir: Path, startup_timeout: float = 120):
             stop_active_runs(runs_dir)
         finally:
             _end(process)
+            from cnn import warm_workers
+
+            warm_workers.stop_all(runs_dir)
 
 
 def stop_active_runs(runs_dir: Path, timeout: float = 60) -> None:
