@@ -8,8 +8,8 @@ import threading
 
 import streamlit as st
 
-from app_pages import charts, common, visitor
-from cnn import classroom, curves, presets, progress, runs
+from app_pages import charts, common, inside_parts, visitor
+from cnn import classroom, curves, datasets, presets, progress, runs
 from cnn.errors import CnnError
 from cnn.store import JsonLinesReader
 
@@ -167,6 +167,13 @@ def _charts(params, records_: list[dict], big: bool) -> None:
                   else ""))
 
 
+def _class_names(params) -> list[str] | None:
+    try:
+        return list(datasets.get_info(params.dataset).class_names)
+    except CnnError:
+        return None
+
+
 def show(run: runs.Run, status: dict, big: bool = False) -> None:
     """Everything about one run, from its files."""
     try:
@@ -206,6 +213,10 @@ def show(run: runs.Run, status: dict, big: bool = False) -> None:
     _results(run, status, state, message)
     if records_ and not big:
         _charts(params, records_, big)
+    if run.inside_path.exists():
+        with st.expander("Inside the network, as it learns", icon=":material/biotech:",
+                         expanded=state in runs.ACTIVE_STATES and not big):
+            inside_parts.live_snapshot_panel(run.inside_path, _class_names(params))
 
 
 @st.fragment(run_every=1.0)

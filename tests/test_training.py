@@ -53,6 +53,13 @@ def test_execute_trains_evaluates_and_stores_everything(tmp_path):
     stored = np.load(run.predictions_path)
     np.testing.assert_array_equal(stored["y_pred"], predicted)
     assert status["test_accuracy"] == evaluation["test_accuracy"]
+    # The live look inside: the last snapshot is of the trained network's first filters.
+    from cnn.explain import read_snapshot
+
+    snapshot = read_snapshot(run.inside_path)
+    assert snapshot.epoch == 2
+    np.testing.assert_allclose(snapshot.filters.weights(), model.get_layer("conv1")
+                               .get_weights()[0], atol=1e-5)  # float32 round trip
 
 
 def test_a_bad_dataset_fails_the_run_with_a_readable_message(tmp_path):
