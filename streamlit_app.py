@@ -17,6 +17,7 @@ st.navigation([
     st.Page(common.MAKE_DATASET, title="Make your own", icon="✏️"),
     st.Page(common.TRAIN, title="Train", icon="🏋️"),
     st.Page(common.EVALUATE, title="Evaluate", icon="📊"),
+    st.Page(common.LEADERBOARD, title="Leaderboard", icon="🏆"),
     st.Page(common.CLASSIFY, title="Classify", icon="🔍"),
     st.Page(common.INSIDE, title="Inside the network", icon="🔬"),
 ]).run()

@@ -25,6 +25,7 @@ TRAIN = "app_pages/train.py"
 EVALUATE = "app_pages/evaluate.py"
 CLASSIFY = "app_pages/classify.py"
 INSIDE = "app_pages/inside.py"
+LEADERBOARD = "app_pages/leaderboard.py"
 MAKE_DATASET = "app_pages/make_dataset.py"
 
 # Session-state keys: one place, one initialiser.

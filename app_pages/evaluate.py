@@ -168,6 +168,11 @@ def compare(run: runs.Run, candidates: list[runs.Run]) -> None:
     compared = configs[differing].copy()
     compared.insert(0, "test accuracy",
                     [(r.evaluation() or {}).get("test_accuracy") for r in chosen])
+    changes = [", ".join(f"{row.text} at epoch {row.epoch:.1f}" for row in
+                         curves.learning_rate_changes(r.metrics()).itertuples())
+               for r in chosen]
+    if any(changes):  # changed live, with the buttons on the Train page
+        compared["learning rate changed live"] = [c or "—" for c in changes]
     st.markdown("**Settings that differ**" if differing else
                 "**These runs used the same settings** (only the results differ).")
     st.dataframe(compared.rename_axis("run").reset_index(), hide_index=True,

@@ -37,7 +37,7 @@ def start(params, who: classroom.Person, total: int) -> None:
         number = 1 + sum(1 for r in runs.list_runs()
                          if r.raw_status().get("owner_id") == who.id)
         new_run = runs.create_run(params, extra_status={
-            **classroom.owner_fields(who),
+            **classroom.owner_fields(who), "preset": preset_name,
             "name": classroom.run_name(who, info.title, preset_name, number)})
     except CnnError as error:
         common.show_error(error)

@@ -252,7 +252,7 @@ def cmd_train(args) -> int:
     if not datasets.is_available(params.dataset):
         # Download here, with progress, so a missing dataset offline fails fast with exit 2.
         datasets.install(params.dataset, progress=_download_progress(info.title))
-    run = runs.create_run(params, args.runs_dir)
+    run = runs.create_run(params, args.runs_dir, extra_status={"preset": args.preset})
     print(f"run {run.id} queued", file=sys.stderr)
     if args.detach:
         _emit(args, {"run_id": run.id, "status": run.state()}, run.id)
