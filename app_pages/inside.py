@@ -64,11 +64,10 @@ else:
     st.markdown(f"#### {picked.title}: the network says :orange[**{common.md(class_names[best])}"
                 f"**] ({expl.probabilities[best]:.0%} sure){verdict}")
     image_col, heat_col, answer_col = st.columns([1, 1, 1.3])
-    image_col.image(parts.enlarged(expl.image), output_format="PNG",
-                    caption=f"What the network sees: {info.image_shape[1]}×"
-                    f"{info.image_shape[0]} pixels")
-    heat_col.image(parts.heatmap_picture(expl, explain.DEFAULT_METHOD), output_format="PNG",
-                   caption=f"Where it looked for “{explained}”: bright = mattered most")
+    parts.show(image_col, parts.enlarged(expl.image), f"What the network sees: "
+               f"{info.image_shape[1]}×{info.image_shape[0]} pixels")
+    parts.show(heat_col, parts.heatmap_picture(expl, explain.DEFAULT_METHOD),
+               f"Where it looked for “{common.md(explained)}”: bright = mattered most")
     with answer_col:
         st.selectbox(
             "Where did it look for…", [None, *range(len(class_names))], key=parts.CLASS,
@@ -85,8 +84,8 @@ else:
                 "with the map above.")
     for column, method in zip(st.columns(3), methods[1:]):
         heatmap = expl.heatmaps[method]
-        column.image(parts.heatmap_picture(expl, method), output_format="PNG",
-                     caption=f"{heatmap.title}: {heatmap.caption}")
+        parts.show(column, parts.heatmap_picture(expl, method),
+                   f"{heatmap.title}: {heatmap.caption}")
 
 # --- the layers ------------------------------------------------------------------------------
 st.subheader("The layers, left to right")
@@ -106,17 +105,17 @@ if expl is not None:
     st.caption("Each small square is one feature map: where in the image one filter found "
                "its pattern (white = strongly, black = not at all), strongest first. Early "
                "layers find edges and colours; later ones, smaller and more, find parts.")
-    with st.container(horizontal=True, gap="medium", key="inside_flow"):
-        with st.container(width=190):
+    # 180 px a layer: four a row beside the sidebar of a 1280-pixel-wide projector.
+    with st.container(horizontal=True, key="inside_flow"):
+        with st.container(width=180):
             st.markdown("**input**")
-            st.image(parts.enlarged(expl.image, 168), output_format="PNG",
-                     caption="the pixels, scaled to 0–1")
+            parts.show(st, parts.enlarged(expl.image, 168), "the pixels, scaled to 0–1")
         for maps in parts.flowing_layers(expl, explainer.activation_layers):
             grid, caption = parts.feature_map_picture(maps, all_maps)
-            with st.container(width=max(190, grid.shape[1] + 8)):
+            with st.container(width=max(180, grid.shape[1])):
                 st.markdown(f"**{maps.layer}**")
-                st.image(grid, output_format="PNG", caption=caption)
-        with st.container(width=190):
+                parts.show(st, grid, caption)
+        with st.container(width=180):
             st.markdown("**answer**")
             st.markdown(f"Dense layers weigh all the maps into one score per class: "
                         f":orange[**{common.md(class_names[expl.predicted])}**] "
@@ -130,7 +129,7 @@ st.caption("A filter is a small grid of weights the network learned. It slides o
            "layer, so a faint filter is a weak one.")
 (first_layer, first_png, first_caption), *deeper = inside.filter_pictures
 st.markdown(f"**{first_layer}**, the first layer")
-st.image(first_png, caption=first_caption, output_format="PNG")
+parts.show(st, first_png, first_caption)
 if deeper:
     with st.expander(f"The deeper layers' filters ({', '.join(d[0] for d in deeper)})"):
         st.caption("A deeper filter reads every map of the layer before it, so it is hard "
@@ -140,7 +139,7 @@ if deeper:
             for layer, png, caption in deeper:
                 with st.container(width=300):
                     st.markdown(f"**{layer}**")
-                    st.image(png, caption=caption, output_format="PNG")
+                    parts.show(st, png, caption)
 
 parts.write_link(run, picked.test_index if picked else None,
                  None if st.session_state.get(parts.CLASS) is None

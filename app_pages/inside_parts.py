@@ -8,6 +8,7 @@ for a student. User-given strings (class, file and run names) pass `common.md`.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from app_pages import charts, common
 from cnn import datasets, explain, inference, runs
@@ -37,7 +39,8 @@ SOURCE_LABELS = {PASSED: ":material/arrow_back: The image you sent",
                  TEST_IMAGE: ":material/casino: Test image",
                  UPLOADED: ":material/upload: Upload", DRAWN: ":material/draw: Draw"}
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
-SIDE = 256  # px: the image and its heatmaps; 32 px images become 8× crisp squares
+SIDE = 240  # px: the image and its heatmaps, crisp (7× for 32 px, 8× for 28 px) in the
+# 238 px columns of a 1280-pixel-wide projector
 MAP_TILE = 84  # px: one feature map in the flow
 MAPS_SHOWN = 8  # strongest maps per layer, unless "all" is asked for
 FURTHER_VIEWS = (explain.GRADCAM, explain.HIRESCAM, explain.SMOOTHGRAD)
@@ -189,16 +192,19 @@ def choose_image(run: runs.Run, info: datasets.DatasetInfo) -> Picked | None:
                                (UPLOADED, True), (DRAWN, True)] if ok]
     if st.session_state.get(SOURCE) not in options:
         st.session_state[SOURCE] = options[0]
-    source = st.segmented_control("Image", options, key=SOURCE, required=True,
-                                  format_func=SOURCE_LABELS.get)
+    # One row: the image sits higher on a 720-pixel projector.
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        source = st.segmented_control("Image", options, key=SOURCE, required=True,
+                                      format_func=SOURCE_LABELS.get)
+        if source == TEST_IMAGE:
+            chosen = st.session_state.get(TEST)
+            if not chosen or chosen[0] != info.name or chosen[1] >= size:
+                _random_test(info, size)
+            st.button("Another test image", icon=":material/casino:", key="inside_random",
+                      on_click=_random_test, args=(info, size))
     if source == PASSED:
         return Picked(passed["array"], common.md(passed.get("title") or "Your image"))
     if source == TEST_IMAGE:
-        chosen = st.session_state.get(TEST)
-        if not chosen or chosen[0] != info.name or chosen[1] >= size:
-            _random_test(info, size)
-        st.button("Another test image", icon=":material/casino:", key="inside_random",
-                  on_click=_random_test, args=(info, size))
         index = st.session_state[TEST][1]
         data = common.load_dataset(info.name)
         label = info.class_names[int(data.y_test[index])]
@@ -239,6 +245,14 @@ def enlarged(image: np.ndarray, side: int = SIDE) -> np.ndarray:
     """uint8 RGB, enlarged by a whole factor to about `side` px: crisp network pixels."""
     rgb = np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
     return explain.enlarge(rgb, max(1, side // max(image.shape[:2])))
+
+
+def show(target, picture: np.ndarray | bytes, caption: str) -> None:
+    """A picture at its own width (a long caption would stretch it, blurring its pixels)
+    and as PNG (Streamlit sends picture bytes as JPEG). `caption` is Markdown."""
+    width = (picture.shape[1] if isinstance(picture, np.ndarray)
+             else Image.open(io.BytesIO(picture)).width)
+    target.image(picture, caption=caption, width=width, output_format="PNG")
 
 
 def heatmap_picture(expl: explain.Explanation, method: str) -> np.ndarray:
@@ -383,14 +397,11 @@ def live_snapshot_panel(snapshot_path: Path, class_names: Sequence[str] | None =
         answer = (f" It says **{common.md(class_names[best])}** "
                   f"({pictures['probabilities'][best]:.0%}) for this test image.")
     st.markdown(f"**Inside the network {when}.**{answer}")
-    # PNG: Streamlit would send picture bytes as JPEG, blurring the filters' pixels.
     columns = st.columns([1, 1.4, 1.4, 1.6, 1.6])
-    columns[0].image(pictures["image"], caption="A test image", output_format="PNG")
+    show(columns[0], pictures["image"], "A test image")
     if pictures["before"] is not None and epoch > 0:
-        columns[1].image(pictures["before"], caption=f"{pictures['layer']} filters before "
-                         "training: random noise", output_format="PNG")
-    columns[2].image(pictures["now"], caption=f"{pictures['layer']} filters {when}",
-                     output_format="PNG")
+        show(columns[1], pictures["before"],
+             f"{pictures['layer']} filters before training: random noise")
+    show(columns[2], pictures["now"], f"{pictures['layer']} filters {when}")
     for column, (layer, png), which in zip(columns[3:], pictures["maps"], ("first", "last")):
-        column.image(png, caption=f"The image after the {which} block ({layer}), "
-                     "strongest maps", output_format="PNG")
+        show(column, png, f"The image after the {which} block ({layer}), strongest maps")

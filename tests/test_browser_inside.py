@@ -126,9 +126,9 @@ def test_why_this_answer_from_a_drawing(page, app, tmp_path):
     assert re.search(rf"/inside\?run={re.escape(app.run.id)}$", page.url), page.url
     looked.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "02-inside.png"))
-    # The picture is the network's 32×32 input, each pixel an 8×8 square.
+    # The picture is the network's 32×32 input, each pixel a crisp 7×7 square.
     size = looked.locator("img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
-    assert size == [256, 256]
+    assert size == [224, 224]
 
     # "Why not …?": another class, another map; the URL says which.
     other = next(d for d in "0123456789" if d != answer)
