@@ -52,8 +52,7 @@ else:
     wanted = st.session_state.get(parts.CLASS)
     if wanted is not None and wanted not in range(len(class_names)):
         st.session_state[parts.CLASS] = wanted = None
-    methods = [explain.DEFAULT_METHOD, *(m for m in parts.FURTHER_VIEWS
-                                         if explainer.cam_layer or m == explain.SMOOTHGRAD)]
+    methods = parts.methods(explainer)
     expl = explainer.explain(picked.array, wanted, methods)
     best, explained = expl.predicted, class_names[expl.class_index]
     verdict = ""

@@ -1,6 +1,6 @@
 """The Inside page's parts: the cached explainer, the page's URL, choosing the image, and
 each panel (where it looked, the layers, the image flowing through them, the filters). Also
-`live_snapshot_panel`, the Train page's "inside the network now" while a run trains.
+(`app_pages.inside_live`: the Train page's "inside the network now" while a run trains.)
 
 Everything shown is computed by `cnn.explain`; this module only lays it out and words it
 for a student. User-given strings (class, file and run names) pass `common.md`.
@@ -8,18 +8,17 @@ for a student. User-given strings (class, file and run names) pass `common.md`.
 
 from __future__ import annotations
 
-import io
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from app_pages import charts, common
+from app_pages.inside_live import show  # noqa: F401  (the page calls parts.show)
 from cnn import datasets, explain, inference, runs
 from cnn.errors import CnnError
 from cnn.images import DISPLAY_MAX_SIDE, read_image
@@ -57,12 +56,28 @@ class Inside:
     architecture: dict
 
 
+_TRACING = threading.Lock()
+
+
+def methods(explainer: explain.Explainer) -> list[str]:
+    """Every "where it looked" map this network has (the CAMs need a conv layer), the
+    default first."""
+    return [explain.DEFAULT_METHOD, *(m for m in FURTHER_VIEWS
+                                      if explainer.cam_layer or m == explain.SMOOTHGRAD)]
+
+
 @st.cache_resource(show_spinner="Opening up the network…", max_entries=4)
 def _inside(model_id: int, _model) -> Inside:
     # Keyed by the model object's id: the Inside keeps its model alive, so while it is
     # cached no other object can have that id. common.load_model gives a new model object
     # for each new version of the file.
-    explainer = explain.Explainer(_model)
+    with _TRACING:
+        explainer = explain.Explainer(_model)
+        # Trace its TensorFlow functions here, one model at a time: traced at the first
+        # explain() instead, two script runs at once (Streamlit starts a rerun while the
+        # last one finishes) failed in the browser test (autograph: "missing 1 required
+        # positional argument: 'class_index'"). Traced once, calls may overlap freely.
+        explainer.explain(np.zeros(explainer.image_shape, np.uint8), None, methods(explainer))
     diagram = charts.architecture(diagram_blocks(explainer.layers, explainer.image_shape))
     return Inside(explainer, [filter_picture(f, first=i == 0) for i, f in
                               enumerate(explainer.filters().values())], diagram.to_dict())
@@ -247,14 +262,6 @@ def enlarged(image: np.ndarray, side: int = SIDE) -> np.ndarray:
     return explain.enlarge(rgb, max(1, side // max(image.shape[:2])))
 
 
-def show(target, picture: np.ndarray | bytes, caption: str) -> None:
-    """A picture at its own width (a long caption would stretch it, blurring its pixels)
-    and as PNG (Streamlit sends picture bytes as JPEG). `caption` is Markdown."""
-    width = (picture.shape[1] if isinstance(picture, np.ndarray)
-             else Image.open(io.BytesIO(picture)).width)
-    target.image(picture, caption=caption, width=width, output_format="PNG")
-
-
 def heatmap_picture(expl: explain.Explanation, method: str) -> np.ndarray:
     heatmap = expl.heatmaps[method]
     factor = max(1, SIDE // max(expl.image.shape[:2]))
@@ -351,57 +358,3 @@ def layer_frame(layers: list[explain.LayerInfo]) -> pd.DataFrame:
         "sees (pixels)": "all" if info.receptive_field is None
         else f"{info.receptive_field[0]}×{info.receptive_field[1]}",
         "note": "training only" if info.training_only else ""} for info in layers])
-
-
-# --- live, while a run trains --------------------------------------------------------------
-@st.cache_data(max_entries=8, show_spinner=False)
-def _snapshot_pictures(path: str, modified_ns: int) -> dict | None:
-    snapshot = explain.read_snapshot(path)
-    if snapshot is None:
-        return None
-    first = snapshot.filters
-    factor = max(4, 48 // first.images.shape[1])
-    maps = [(m, explain.feature_map_grid(m, columns=4, max_maps=8,
-                                         factor=max(1, 48 // max(m.maps.shape[1:]))))
-            for m in (snapshot.first_maps, snapshot.last_maps)]
-    return {
-        "epoch": snapshot.epoch,
-        "probabilities": snapshot.probabilities,
-        "image": explain.png_bytes(enlarged(snapshot.image, 128)),
-        "before": None if snapshot.initial_filters is None else explain.png_bytes(
-            explain.filter_grid(snapshot.initial_filters, factor=factor)),
-        "now": explain.png_bytes(explain.filter_grid(first, factor=factor)),
-        "maps": [(m.layer, explain.png_bytes(grid)) for m, grid in maps],
-        "layer": first.layer,
-    }
-
-
-def live_snapshot_panel(snapshot_path: Path, class_names: Sequence[str] | None = None) -> None:
-    """The newest training snapshot (`cnn.explain.SnapshotWriter`'s file): the first conv
-    layer's filters before training and now, and one test image through the first and the
-    last conv block. Cheap enough for a fragment that reruns every second: the pictures are
-    made once per version of the file (a stat and a cache look-up otherwise)."""
-    try:
-        modified = Path(snapshot_path).stat().st_mtime_ns
-    except OSError:
-        modified = None
-    pictures = None if modified is None else _snapshot_pictures(str(snapshot_path), modified)
-    if pictures is None:
-        st.caption("The network's first filters appear here as soon as training starts.")
-        return
-    epoch = pictures["epoch"]
-    when = "before training" if epoch == 0 else f"after epoch {epoch}"
-    answer = ""
-    if class_names is not None and len(class_names) == len(pictures["probabilities"]):
-        best = int(np.argmax(pictures["probabilities"]))
-        answer = (f" It says **{common.md(class_names[best])}** "
-                  f"({pictures['probabilities'][best]:.0%}) for this test image.")
-    st.markdown(f"**Inside the network {when}.**{answer}")
-    columns = st.columns([1, 1.4, 1.4, 1.6, 1.6])
-    show(columns[0], pictures["image"], "A test image")
-    if pictures["before"] is not None and epoch > 0:
-        show(columns[1], pictures["before"],
-             f"{pictures['layer']} filters before training: random noise")
-    show(columns[2], pictures["now"], f"{pictures['layer']} filters {when}")
-    for column, (layer, png), which in zip(columns[3:], pictures["maps"], ("first", "last")):
-        show(column, png, f"The image after the {which} block ({layer}), strongest maps")

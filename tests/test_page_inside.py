@@ -8,8 +8,11 @@ forward pass), the filters' count against the model's weights.
 """
 
 import io
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -293,9 +296,19 @@ def test_why_did_it_say_on_an_evaluate_mistake(run):
 def snapshot_panel(path, class_names):
     from pathlib import Path
 
-    from app_pages import inside_parts
+    from app_pages import inside_live
 
-    inside_parts.live_snapshot_panel(Path(path), class_names)
+    inside_live.live_snapshot_panel(Path(path), class_names)
+
+
+def test_the_live_panel_never_loads_tensorflow():
+    """The Train page calls it every second: the web server must not load TensorFlow."""
+    code = ("import sys; from app_pages import inside_live; "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120,
+                          check=False)
+    assert proc.stdout.split()[-2:] == ["False", "False"], proc.stdout + proc.stderr
 
 
 def test_the_live_snapshot_panel_shows_the_newest_snapshot(tmp_path, media):
