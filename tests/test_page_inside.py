@@ -199,17 +199,22 @@ def test_a_run_trained_before_this_page_opens():
     assert any(m.value == "**conv1**" for m in at.markdown)
 
 
-def untrained_colour_run() -> runs.Run:
-    """An untrained `strong` network (batch norm, augmentation, dropout) for CIFAR-10,
-    whose images are not on this computer: only uploads and drawings can be explained."""
-    params = preset("strong", dataset="cifar10", precision="float32")
+def untrained_colour_run(name: str, precision: str) -> runs.Run:
+    """An untrained network of preset `name` for CIFAR-10, whose images are not on this
+    computer: only uploads and drawings can be explained."""
+    params = preset(name, dataset="cifar10", precision=precision)
     run = runs.create_run(params, start=False)
     checkpoints.save_model(make_model(params, (32, 32, 3), 10), run.model_path)
     return run
 
 
-def test_an_upload_on_a_colour_network_with_batch_norm(media):
-    run = untrained_colour_run()
+@pytest.mark.parametrize("name, precision", [
+    ("tutorial", "float32"),  # "valid" padding
+    ("efficient", "float32"),  # "same" padding, dropout
+    ("strong", "mixed_bfloat16"),  # batch norm, flips and shifts, bfloat16
+])
+def test_an_upload_on_a_colour_network_of_every_preset(media, name, precision):
+    run = untrained_colour_run(name, precision)
     at = open_page()
     assert at.selectbox(key="inside_run").value == run.id
     assert at.segmented_control(key="inside_source").value == "upload"
@@ -222,10 +227,13 @@ def test_an_upload_on_a_colour_network_with_batch_norm(media):
         [("sun *bold*.png", buffer.getvalue(), "image/png")]).run()
     assert not at.exception and not at.error
     assert headline(at)["title"] == "sun \\*bold\\*.png"  # a file name never becomes Markdown
-    # Batch norm: the ReLUs are shown, not the linear convs before them.
     names = [m.value for m in at.markdown if m.value.startswith("**")]
-    assert "**relu1**" in names and "**conv1**" not in names[:8]
-    picture(at, media, "32 filters, each a colour pattern of 3×3")
+    if name == "strong":  # batch norm: the ReLUs are shown, not the linear convs before them
+        assert "**relu1**" in names and "**conv1**" not in names[:8]
+    else:
+        assert names[2:4] == ["**conv1**", "**pool1**"]
+    filters = run.config.conv_blocks[0].filters
+    picture(at, media, f"{filters} filters, each a colour pattern of 3×3")
     assert "test" not in at.query_params
 
 
