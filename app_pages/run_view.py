@@ -8,7 +8,7 @@ import threading
 
 import streamlit as st
 
-from app_pages import charts, common, inside_parts, visitor
+from app_pages import charts, common, inside_live, visitor
 from cnn import classroom, curves, datasets, presets, progress, runs
 from cnn.errors import CnnError
 from cnn.store import JsonLinesReader
@@ -216,7 +216,7 @@ def show(run: runs.Run, status: dict, big: bool = False) -> None:
     if run.inside_path.exists():
         with st.expander("Inside the network, as it learns", icon=":material/biotech:",
                          expanded=state in runs.ACTIVE_STATES and not big):
-            inside_parts.live_snapshot_panel(run.inside_path, _class_names(params))
+            inside_live.live_snapshot_panel(run.inside_path, _class_names(params))
 
 
 @st.fragment(run_every=1.0)
