@@ -135,6 +135,10 @@ def draw_section() -> None:
             st.session_state[STROKES] = (background, canvas.json_data) if drawn else None
         st.caption("Draw with the mouse or a finger; the bin in the toolbar clears.")
         st.slider("Pen width", 6, 50, 24, key=PEN_WIDTH)
+        if info.light_on_dark and not run.config.augment_stroke:
+            st.caption(":material/lightbulb: Drawings often wrong? Train with the **Drawings** "
+                       "preset: it learns from copies turned, zoomed, shifted and drawn with "
+                       "other pen widths, and gets far more drawings right.")
     with result_col:
         drawing = st.session_state.get(DRAWING)
         if drawing:

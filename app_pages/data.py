@@ -15,6 +15,7 @@ names = list(known)
 on_disk = {name: datasets.is_available(name) for name in names}
 if st.session_state[common.DATASET] not in names:
     st.session_state[common.DATASET] = datasets.DEFAULT_DATASET
+own_data.apply_selection()  # a dataset of one's own just added is shown
 # The widget has its own key (Streamlit forgets widget keys on other pages); the choice
 # is kept in common.DATASET for the Train page.
 name = st.selectbox(

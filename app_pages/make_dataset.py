@@ -12,8 +12,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from app_pages import common, own_data
-from cnn import dataset_drafts, datasets
+from app_pages import classroom_ui, common, own_data, visitor
+from cnn import classroom, dataset_drafts, datasets
 from cnn.dataset_drafts import Draft
 from cnn.errors import CnnError
 
@@ -190,11 +190,17 @@ def gallery(draft: Draft, class_name: str, can_remove: bool) -> None:
 
 # --- the page ------------------------------------------------------------------------------
 st.title("✏️ Make a dataset")
-st.caption("Name your classes, add examples by drawing, photographing or uploading, then "
-           "train a network on them. Everything you add is saved at once.")
+st.caption("Name your classes, add examples, train a network on them. Every example is "
+           "saved as you add it.")
 data_dir = datasets.writable_data_dir()
 common.require(data_dir is not None, "No data folder can be written to, so nothing could be "
                "saved: set CNN_DATA_DIR to a folder you may write in.", common.DATA, "Data")
+who = visitor.person()
+if who is None:  # a student in a classroom who has not joined: drafts are kept per name
+    st.info("Join the class first: your examples are kept under your name, apart from "
+            "everyone else's.", icon=":material/badge:")
+    classroom_ui.join_box()
+    st.stop()
 owner = common.owner()
 if NOTICE in st.session_state:
     kind, text = st.session_state.pop(NOTICE)
@@ -203,9 +209,15 @@ if NOTICE in st.session_state:
 drafts = dataset_drafts.list_drafts(data_dir, owner)
 if st.session_state.get(PICK) not in [*drafts, NEW]:
     st.session_state[PICK] = drafts[0] if drafts else NEW
-st.selectbox("Dataset", [*drafts, NEW], key=PICK,
-             format_func=lambda n: n or "➕ Start a new one")
+
+
+def choose_draft() -> None:
+    st.selectbox("Dataset", [*drafts, NEW], key=PICK,
+                 format_func=lambda n: n or "➕ Start a new one")
+
+
 if st.session_state[PICK] == NEW:
+    choose_draft()
     with st.form("make_new_form", border=True):
         st.text_input("Name", key=NEW_NAME, placeholder="my_drawings", max_chars=40,
                       help="Letters, digits, '_' and '-'.")
@@ -223,11 +235,11 @@ except CnnError as error:  # deleted from another browser a moment ago
     st.stop()
 classes = list(counts)
 
-own_data.build_bar(draft, counts, data_dir, owner)
 adder_col, gallery_col = st.columns([2, 3], gap="large")
-with adder_col:
-    adder(draft, classes)
 with gallery_col:
+    choose_draft()
+    own_data.build_bar(draft, counts, data_dir,
+                       "" if who.role == classroom.LOCAL else who.name)
     for class_name in classes:
         gallery(draft, class_name, can_remove=len(classes) > dataset_drafts.CLASS_COUNT_RANGE[0])
     if len(classes) < dataset_drafts.CLASS_COUNT_RANGE[1]:
@@ -236,4 +248,6 @@ with gallery_col:
             name_col.text_input("Another class", key="make_new_class", placeholder="star")
             button_col.form_submit_button("Add class", on_click=add_class,
                                           args=(draft, "make_new_class"))
-own_data.draft_tools(draft, delete_draft)
+    own_data.draft_tools(draft, delete_draft)
+with adder_col:
+    adder(draft, classes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, visitor
 from cnn import datasets, own_datasets
 from cnn.dataset_drafts import Draft
 from cnn.errors import CnnError
@@ -29,14 +30,21 @@ ADD_ROUND = "own_round"  # bumped after an import: fresh, empty uploaders
 SIZES = ["auto", 16, 24, 28, 32, 48, 64, 96, 128]
 SKIPPED_SHOWN = 50
 DATA_SELECT = "data_dataset"  # the Data page's dataset select box
+PENDING_SELECT = "own_select"  # a dataset just added, to be chosen in DATA_SELECT
 
 
 # --- adding: the Data page ------------------------------------------------------------------
+def slug(text: str, fallback: str) -> str:
+    """`text` as (part of) a dataset name: "Zoë's pets (2)" -> "Zoe_s_pets_2"."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_text).strip("_-")
+    return name[: own_datasets.NAME_MAX_LENGTH] or fallback
+
+
 def _suggested_name(upload_name: str) -> str:
     """A dataset name from a file or folder name: "My Pets (2).zip" -> "My_Pets_2"."""
     stem = Path(upload_name.split("/")[0]).stem if upload_name else ""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")[: own_datasets.NAME_MAX_LENGTH]
-    return name or "my_images"
+    return slug(stem, "my_images")
 
 
 def _folder_as_zip(files) -> bytes:
@@ -60,7 +68,14 @@ def _suggest_name(uploader_key: str, name_key: str) -> None:
 def _select(name: str) -> None:
     """Show `name` on the Data page on its next run (and keep it for Train)."""
     st.session_state[common.DATASET] = name
-    st.session_state.pop(DATA_SELECT, None)
+    st.session_state[PENDING_SELECT] = name
+
+
+def apply_selection() -> None:
+    """Call before the Data page draws its select box: choose a dataset just added. (A
+    widget's value can only be set before it is drawn in a run.)"""
+    if PENDING_SELECT in st.session_state:
+        st.session_state[DATA_SELECT] = st.session_state.pop(PENDING_SELECT)
 
 
 def add_panel() -> None:
@@ -175,7 +190,7 @@ def remove(item: own_datasets.OwnDatasetMeta) -> None:
         st.session_state.pop(REPORT, None)
 
 
-def own_list() -> None:
+def own_list(may_remove: bool) -> None:
     items = own_items()
     if not items:
         st.caption("No datasets of your own yet.")
@@ -193,10 +208,14 @@ def own_list() -> None:
                 f"{', …' if len(item.class_names) > 6 else ''}) · "
                 f"{item.train_size:,} training / {item.test_size:,} test images · "
                 f"{side}×{side} {'grey' if channels == 1 else 'colour'}")
+        if not may_remove:
+            continue
         with button_col.popover("Remove", icon=":material/delete:"):
             st.markdown(f"Delete **{common.md(item.name)}** from this computer?")
             st.button("Delete", key=f"own_remove_{item.name}", type="primary",
                       on_click=remove, args=(item,))
+    if not may_remove:
+        st.caption("Only the teacher can remove datasets: everyone in the class uses them.")
 
 
 def section() -> None:
@@ -208,14 +227,18 @@ def section() -> None:
             common.show_error(st.session_state.pop("own_error"))
         if REPORT in st.session_state:
             show_report(st.session_state[REPORT])
+        who = visitor.person()  # in a classroom: None until a student has joined
         st.markdown("Put each class's images in a folder named after the class "
                     "(`cats/…`, `dogs/…`), then upload the folder, or a zip of it. Files that "
                     "are not images are skipped and listed.")
-        add_panel()
+        if who is None:
+            st.caption("Join the class on the Train page to add datasets of your own.")
+        else:
+            add_panel()
         st.page_link(common.MAKE_DATASET, label="Or make one here: draw, photograph or "
                      "upload examples class by class", icon="✏️")
         st.markdown("**Your datasets**")
-        own_list()
+        own_list(may_remove=who is not None and who.in_charge)
 
 
 # --- the Make a dataset page: build and train, download, delete ------------------------------
@@ -241,21 +264,23 @@ def build(draft: Draft, name: str, data_dir: Path) -> own_datasets.ImportReport:
     return draft.build(data_dir, name, replace=came_from is not None)
 
 
-def build_bar(draft: Draft, counts: dict[str, int], data_dir: Path, owner: str) -> None:
+def build_bar(draft: Draft, counts: dict[str, int], data_dir: Path, who: str) -> None:
+    """Name the dataset (in a classroom, after `who` made it: datasets are shared by all)
+    and build it; then off to Train."""
     need = own_datasets.MIN_IMAGES_PER_CLASS
     short = [c for c, n in counts.items() if n < need]
-    key = f"make_dataset_name_{owner}/{draft.name}"
+    key = f"make_dataset_name_{draft.folder.parent.name}/{draft.name}"
     if key not in st.session_state:
-        default = draft.name if owner == "local" else f"{owner}-{draft.name}"
+        default = f"{slug(who, 'student')}-{draft.name}" if who else draft.name
         st.session_state[key] = default[: own_datasets.NAME_MAX_LENGTH]
     with st.container(border=True):
-        name_col, button_col, about_col = st.columns([2, 2, 3], vertical_alignment="bottom")
+        name_col, button_col = st.columns([1, 1], vertical_alignment="bottom")
         name = name_col.text_input("Dataset name", key=key, max_chars=40)
         clicked = button_col.button("Build and train", key="make_build", type="primary",
                                     icon=":material/model_training:", disabled=bool(short),
                                     width="stretch")
         total = sum(counts.values())
-        about_col.caption(
+        st.caption(
             f"{total} examples in {len(counts)} classes. " + (
                 f"Every class needs at least {need} (20 or more is better); "
                 f"{common.md(', '.join(short))} {'has' if len(short) == 1 else 'have'} fewer."
@@ -276,7 +301,7 @@ def build_bar(draft: Draft, counts: dict[str, int], data_dir: Path, owner: str) 
 
 
 def draft_tools(draft: Draft, on_delete: Callable[[Draft], None]) -> None:
-    left, right, _ = st.columns([1, 1, 2])
+    left, right = st.columns(2)
     left.download_button(
         "Download as a zip", data=draft.to_zip_bytes, file_name=f"{draft.name}.zip",
         mime="application/zip", icon=":material/download:", key="make_download",

@@ -82,12 +82,21 @@ def plan(params: HyperParams, image_shape: tuple[int, int, int],
     feature_map_sizes(params, image_shape)  # ConfigError when a map vanishes
     height, width, channels = image_shape
     rows = []
-    if params.augment_flip:
-        rows.append(PlannedLayer("random_flip", "RandomFlip", (height, width, channels), 0))
-    if params.augment_shift > 0:
-        rows.append(PlannedLayer("random_translation", "RandomTranslation",
-                                 (height, width, channels), 0))
-    rows.append(PlannedLayer("scale_to_0_1", "Rescaling", (height, width, channels), 0))
+    shape = (height, width, channels)
+    # Random pen widths: grey images only (cnn.models.uses_stroke_layers).
+    stroke = params.augment_stroke and channels == 1
+    augmentation = [
+        ("random_flip", "RandomFlip", params.augment_flip),
+        ("random_blur", "RandomGaussianBlur", stroke),
+        ("random_brightness", "RandomBrightness", stroke),
+        ("random_rotation", "RandomRotation", params.augment_rotation > 0),
+        ("random_zoom", "RandomZoom", params.augment_zoom > 0),
+        ("random_translation", "RandomTranslation", params.augment_shift > 0),
+        ("scale_to_0_1", "Rescaling", True),
+        ("stroke_ramp", "Rescaling", stroke),
+        ("stroke_clip", "ReLU", stroke),
+    ]
+    rows += [PlannedLayer(name, kind, shape, 0) for name, kind, used in augmentation if used]
     for i, block in enumerate(params.conv_blocks, start=1):
         if params.padding == "valid":
             height, width = height - block.kernel_size + 1, width - block.kernel_size + 1

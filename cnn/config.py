@@ -168,6 +168,17 @@ class HyperParams:
     augment_shift: float = setting(0.0, "Random shifts", FLOAT, "Move training images by up "
                                    "to this share of their size.", low=0.0, high=0.5,
                                    step=0.05)
+    augment_rotation: float = setting(0.0, "Random rotations", FLOAT, "Turn training images "
+                                      "by up to this many degrees either way.", low=0.0,
+                                      high=90.0, step=5.0)
+    augment_zoom: float = setting(0.0, "Random zoom", FLOAT, "Zoom training images in or out "
+                                  "by up to this share of their size.", low=0.0, high=0.5,
+                                  step=0.05)
+    augment_stroke: bool = setting(False, "Random pen widths", BOOL, "Grey images only: blur "
+                                   "and brighten or darken training images at random, then "
+                                   "make every image crisp again (also when classifying), so "
+                                   "strokes come out thinner or thicker, as different pens "
+                                   "draw them. For drawings.")
     validation_split: float = setting(0.1, "Validation split", FLOAT, "Share of the training "
                                       "images held back to check on after each epoch.",
                                       low=0.0, high=0.5, step=0.05)

@@ -22,6 +22,21 @@ def dtype_policy(params: HyperParams) -> str:
     return params.precision
 
 
+# Random pen widths (augment_stroke), measured on digits drawn on the app's canvas
+# (benchmarks/bench_drawings.py): blur most training images (sigma per batch), shift their
+# brightness by up to a quarter of the range, and cut at 0.4 with a ramp a quarter wide.
+STROKE_BLUR_SHARE = 0.8
+STROKE_BLUR_SIGMA = (0.3, 1.5)
+STROKE_BRIGHTNESS = 0.25
+STROKE_CUT = 0.4
+STROKE_STEEPNESS = 4.0
+
+
+def uses_stroke_layers(params: HyperParams, image_shape: tuple[int, ...]) -> bool:
+    """Random pen widths are for grey images (drawings); colour photos are left alone."""
+    return params.augment_stroke and image_shape[-1] == 1
+
+
 def make_model(
     params: HyperParams, image_shape: tuple[int, int, int], num_classes: int
 ) -> keras.Model:
@@ -29,16 +44,42 @@ def make_model(
     policy = dtype_policy(params)
     model = keras.Sequential(name="cnn")
     model.add(keras.Input(shape=image_shape, dtype="uint8", name="pixels"))
-    # Augmentation only acts while training; it is a no-op at inference.
+    # Augmentation only acts while training; it is a no-op at inference. All of it is
+    # Keras's own layers, so a saved model still loads in safe mode.
+    stroke = uses_stroke_layers(params, image_shape)
     if params.augment_flip:
         model.add(layers.RandomFlip("horizontal", seed=params.seed, dtype="float32",
                                     name="random_flip"))
+    if stroke:
+        # Pen widths: a random blur and a random brightness shift here, then (below) a
+        # fixed steep ramp that makes the image crisp again. Where the ramp cuts a blurred
+        # stroke depends on the shift: a brighter image gives thicker strokes, a darker one
+        # thinner, as a thicker or thinner pen would.
+        model.add(layers.RandomGaussianBlur(STROKE_BLUR_SHARE, kernel_size=5,
+                                            sigma=STROKE_BLUR_SIGMA, seed=params.seed,
+                                            dtype="float32", name="random_blur"))
+        model.add(layers.RandomBrightness(STROKE_BRIGHTNESS, value_range=(0, 255),
+                                          seed=params.seed, dtype="float32",
+                                          name="random_brightness"))
+    if params.augment_rotation > 0:
+        model.add(layers.RandomRotation(params.augment_rotation / 360, fill_mode="constant",
+                                        seed=params.seed, dtype="float32",
+                                        name="random_rotation"))
+    if params.augment_zoom > 0:
+        model.add(layers.RandomZoom(params.augment_zoom, fill_mode="constant",
+                                    seed=params.seed, dtype="float32", name="random_zoom"))
     if params.augment_shift > 0:
         shift = params.augment_shift
         model.add(layers.RandomTranslation(shift, shift, fill_mode="constant",
                                            seed=params.seed, dtype="float32",
                                            name="random_translation"))
     model.add(layers.Rescaling(1.0 / 255, name="scale_to_0_1", dtype=policy))
+    if stroke:
+        # The fixed ramp, in training and when classifying alike: 0 up to STROKE_CUT,
+        # 1 from STROKE_CUT + 1 / STROKE_STEEPNESS.
+        model.add(layers.Rescaling(STROKE_STEEPNESS, offset=-STROKE_STEEPNESS * STROKE_CUT,
+                                   name="stroke_ramp", dtype=policy))
+        model.add(layers.ReLU(max_value=1.0, name="stroke_clip", dtype=policy))
     for i, block in enumerate(params.conv_blocks, start=1):
         # With batch norm the conv bias is redundant (BN adds its own shift).
         model.add(layers.Conv2D(

@@ -1026,6 +1026,9 @@ def _meta_from(folder: Path, record: dict) -> OwnDatasetMeta:
         counts.append(values)
     source = record.get("source") or {}
     where = source.get("path") or source.get("name") or "unknown"
+    # A name given by the caller is already a noun phrase ("the draft 'pets'"); a path is not.
+    source_text = where if str(where).startswith("the ") else \
+        f"the {source.get('kind', 'source')} {where}"
     return OwnDatasetMeta(
         name=folder.name,
         folder=folder,
@@ -1034,7 +1037,7 @@ def _meta_from(folder: Path, record: dict) -> OwnDatasetMeta:
         light_on_dark=bool(record.get("light_on_dark", False)),
         train_counts=counts[0],
         test_counts=counts[1],
-        source=f"the {source.get('kind', 'source')} {where}",
+        source=source_text,
         created=str(record.get("created", "")),
     )
 

@@ -63,6 +63,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "augment_flip": True,
         "augment_shift": 0.1,
     },
+    # Drawings people make (digits, MNIST, one's own drawn classes): trained on copies
+    # turned, zoomed, shifted and drawn with other pen widths; "same" padding keeps strokes
+    # at the edges and lets images as small as 8x8 through three poolings; dropout and a
+    # small batch for datasets of a few dozen drawings. Chosen on digits drawn on the app's
+    # canvas (benchmarks/bench_drawings.py).
+    "drawings": {
+        "conv_blocks": [{"filters": 32, "kernel_size": 3, "pool": True},
+                        {"filters": 64, "kernel_size": 3, "pool": True},
+                        {"filters": 64, "kernel_size": 3, "pool": True}],
+        "padding": "same",
+        "dense_units": [128],
+        "dropout": 0.25,
+        "batch_size": 32,
+        "augment_rotation": 15.0,
+        "augment_zoom": 0.15,
+        "augment_shift": 0.1,
+        "augment_stroke": True,
+        "epochs": 30,
+    },
 }
 DESCRIPTIONS = {
     "tutorial": "The Keras CIFAR-10 tutorial's network and settings, unchanged.",
@@ -72,6 +91,8 @@ DESCRIPTIONS = {
     "decay, label smoothing, dropout. Seven epochs.",
     "strong": "Wider, with batch norm, dropout and shift augmentation (flips too, for "
     "photos), 20 epochs. Slowest, most accurate on photos (CIFAR-10).",
+    "drawings": "For drawings (digits, your own drawn classes): trains on copies turned, "
+    "zoomed, shifted and drawn with other pen widths, so it copes with how people draw.",
 }
 DEFAULT = "tutorial"
 
@@ -100,7 +121,8 @@ LABELS = {
     "learning_rate": "learning rate", "weight_decay": "weight decay",
     "lr_schedule": "schedule", "warmup_epochs": "warm-up", "label_smoothing": "label smoothing",
     "batch_size": "batch size", "epochs": "epochs", "augment_flip": "flips",
-    "augment_shift": "shifts", "validation_split": "validation split",
+    "augment_shift": "shifts", "augment_rotation": "rotations", "augment_zoom": "zoom",
+    "augment_stroke": "pen widths", "validation_split": "validation split",
     "train_size": "training images", "seed": "seed", "precision": "precision",
 }
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import support
+from streamlit.testing.v1 import AppTest
 from PIL import Image, ImageDraw
 from skimage import data as skdata
 
 from app_pages import common
-from cnn import dataset_drafts, datasets, own_datasets
+from cnn import classroom, dataset_drafts, datasets, own_datasets, runs
 from cnn.dataset_drafts import Draft
 
 PAGE = "app_pages/make_dataset.py"
@@ -201,7 +202,11 @@ def test_build_and_train_sends_the_dataset_with_the_drawings_preset_to_train(dat
     assert info.own and info.class_names == ("circle", "line")
     assert info.image_shape == (64, 64, 1) and info.light_on_dark
     assert at.session_state[common.DATASET] == "shapes"
-    assert at.session_state[common.WANTED_PRESET] == "drawings"
+    # The Train page took the wish (common.WANTED_PRESET) and opened on the drawings preset.
+    assert common.WANTED_PRESET not in at.session_state
+    assert at.session_state["train_preset"] == "drawings"
+    assert at.session_state["train_dataset"] == "shapes"
+    assert at.session_state["train_augment_stroke"] is True
     assert next(t.value for t in at.title).endswith("Train")  # switched to the Train page
 
     # Built again after more examples: the same dataset is replaced, not refused.
@@ -232,17 +237,39 @@ def test_build_never_replaces_a_dataset_from_elsewhere(data_dir, tmp_path):
     assert "built-in dataset mnist" in errors(at)[0]
 
 
-def test_students_see_only_their_own_drafts(data_dir):
-    Draft.create(data_dir, "local", "mine", ["a", "b"])
-    at = support.open_page(PAGE)
-    assert at.selectbox(key=PICK).options == ["mine", "➕ Start a new one"]
-    at.session_state["owner"] = "ann"
+def open_as(query: dict) -> AppTest:
+    at = AppTest.from_file(str(support.REPO / "streamlit_app.py"), default_timeout=120)
+    at.query_params.update(query)
     at.run()
-    assert at.selectbox(key=PICK).value == NEW
-    create(at, "mine", "x\ny")  # the same name, her own folder
-    assert dataset_drafts.list_drafts(data_dir, "ann") == ["mine"]
-    assert Draft.open(data_dir, "local", "mine").classes() == ["a", "b"]
-    assert at.text_input(key="make_dataset_name_ann/mine").value == "ann-mine"
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_in_a_classroom_students_see_only_their_own_drafts(data_dir, monkeypatch):
+    monkeypatch.setenv(classroom.CLASSROOM_ENV, "1")
+    root = runs.runs_dir()
+    _, token = classroom.create(root)
+    zoe, zoe_key = classroom.register(root, "Zoë")
+    _, sam_key = classroom.register(root, "Sam")
+    # Not joined yet: asked to join, nothing else.
+    guest = open_as({})
+    assert "Join the class first" in guest.info[0].value
+    assert not guest.get("selectbox")
+    # Zoë makes "mine"; Sam sees none, and makes his own "mine".
+    at = open_as({"me": zoe_key})
+    create(at, "mine", "a\nb")
+    assert at.text_input(key=f"make_dataset_name_{zoe.id}/mine").value == "Zoe-mine"
+    sam = open_as({"me": sam_key})
+    assert sam.selectbox(key=PICK).value == NEW
+    create(sam, "mine", "x\ny")
+    assert Draft.open(data_dir, zoe.id, "mine").classes() == ["a", "b"]
+    assert [d for d in (data_dir / "drafts").iterdir()] and \
+        len(list((data_dir / "drafts").iterdir())) == 2
+    # The teacher's drafts are the teacher's.
+    teacher = open_as({"token": token})
+    assert teacher.selectbox(key=PICK).value == NEW
 
 
 def test_download_and_delete(data_dir):

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import support
+from streamlit.testing.v1 import AppTest
 from test_own_datasets import PHOTOS, digit_files, photo_files, write_folder, zip_of
 
 from app_pages import common
-from cnn import datasets, own_datasets
+from cnn import classroom, datasets, own_datasets, runs
 
 PAGE = "app_pages/data.py"
 
@@ -176,3 +177,30 @@ def test_a_damaged_own_dataset_shows_why_and_can_be_removed(data_dir, tmp_path):
 def test_the_page_links_to_make_a_dataset(data_dir):
     at = support.open_page(PAGE)
     assert "make_dataset" in [link.proto.page for link in at.get("page_link")]
+
+
+def test_in_a_classroom_only_the_teacher_removes_and_guests_do_not_add(
+        data_dir, tmp_path, monkeypatch):
+    own_datasets.add("pets", write_folder(tmp_path / "pets", photo_files(5)), data_dir)
+    monkeypatch.setenv(classroom.CLASSROOM_ENV, "1")
+    root = runs.runs_dir()
+    _, token = classroom.create(root)
+    _, key = classroom.register(root, "Sam")
+
+    def open_as(query):
+        at = AppTest.from_file(str(support.REPO / "streamlit_app.py"), default_timeout=120)
+        at.query_params.update(query)
+        at.run()
+        at.switch_page(PAGE)
+        return at.run()
+
+    guest = open_as({})
+    assert "Join the class on the Train page" in texts(guest)
+    assert not [b for b in guest.button if b.key == "own_add"]
+    student = open_as({"me": key})
+    assert [b for b in student.button if b.key == "own_add"]  # may add
+    assert not [b for b in student.button if b.key == "own_remove_pets"]
+    assert "Only the teacher can remove datasets" in texts(student)
+    teacher = open_as({"token": token})
+    teacher.button(key="own_remove_pets").click().run()
+    assert not (data_dir / "own" / "pets").exists()
