@@ -41,14 +41,11 @@ if explainer.num_classes != len(class_names) or explainer.image_shape != info.im
                       f"{info.title} any more, so it cannot be looked into.")
     st.stop()
 
-picked = parts.choose_image(run, info)
-
 # --- where it looked -------------------------------------------------------------------------
-expl = None
-if picked is None:
-    st.info("Pick, upload or draw an image above to see what the network does with it.",
-            icon=":material/image:")
-else:
+@st.fragment
+def where_it_looked(picked: parts.Picked) -> None:
+    """The answer and its maps. Reruns alone when another class is picked: the layers,
+    maps and filters below do not depend on it."""
     wanted = st.session_state.get(parts.CLASS)
     if wanted is not None and wanted not in range(len(class_names)):
         st.session_state[parts.CLASS] = wanted = None
@@ -85,6 +82,16 @@ else:
         heatmap = expl.heatmaps[method]
         parts.show(column, parts.heatmap_picture(expl, method),
                    f"{heatmap.title}: {heatmap.caption}")
+    parts.write_link(run, picked.test_index, None if wanted is None else class_names[wanted])
+
+
+picked = parts.choose_image(run, info)
+if picked is None:
+    st.info("Pick, upload or draw an image above to see what the network does with it.",
+            icon=":material/image:")
+    parts.write_link(run, None, None)
+else:
+    where_it_looked(picked)
 
 # --- the layers ------------------------------------------------------------------------------
 st.subheader("The layers, left to right")
@@ -97,7 +104,7 @@ with st.expander("Every layer as a table"):
     st.dataframe(parts.layer_frame(explainer.layers), hide_index=True, width="stretch")
 
 # --- the image flowing through them ----------------------------------------------------------
-if expl is not None:
+if picked is not None:
     st.subheader("The image flowing through the layers")
     all_maps = st.toggle("Show every map", key=parts.ALL_MAPS,
                          help="Off: the 8 strongest maps of each layer. On: all of them.")
@@ -108,17 +115,20 @@ if expl is not None:
     with st.container(horizontal=True, key="inside_flow"):
         with st.container(width=180):
             st.markdown("**input**")
-            parts.show(st, parts.enlarged(expl.image, 168), "the pixels, scaled to 0–1")
-        for maps in parts.flowing_layers(expl, explainer.activation_layers):
+            parts.show(st, parts.enlarged(picked.array, 168), "the pixels, scaled to 0–1")
+        for maps in parts.flowing_layers(explainer.feature_maps(picked.array),
+                                         explainer.activation_layers):
             grid, caption = parts.feature_map_picture(maps, all_maps)
             with st.container(width=max(180, grid.shape[1])):
                 st.markdown(f"**{maps.layer}**")
                 parts.show(st, grid, caption)
         with st.container(width=180):
             st.markdown("**answer**")
+            probabilities = explainer.probabilities(picked.array[np.newaxis])[0]
+            best = int(np.argmax(probabilities))
             st.markdown(f"Dense layers weigh all the maps into one score per class: "
-                        f":orange[**{common.md(class_names[expl.predicted])}**] "
-                        f"({expl.probabilities[expl.predicted]:.0%}).")
+                        f":orange[**{common.md(class_names[best])}**] "
+                        f"({probabilities[best]:.0%}).")
 
 # --- the filters -----------------------------------------------------------------------------
 st.subheader("What each filter looks for")
@@ -139,7 +149,3 @@ if deeper:
                 with st.container(width=300):
                     st.markdown(f"**{layer}**")
                     parts.show(st, png, caption)
-
-parts.write_link(run, picked.test_index if picked else None,
-                 None if st.session_state.get(parts.CLASS) is None
-                 else class_names[st.session_state[parts.CLASS]])

@@ -285,11 +285,11 @@ def class_label(class_names: Sequence[str], probabilities: np.ndarray, index) ->
     return f"{class_names[index]} ({probabilities[index]:.0%})"
 
 
-def flowing_layers(expl: explain.Explanation,
+def flowing_layers(feature_maps: list[explain.FeatureMaps],
                    activations: Sequence[str]) -> list[explain.FeatureMaps]:
     """The maps a student follows: what each block passes on. A conv without its own
     activation (batch norm comes between) is left out: its ReLU, shown, comes next."""
-    return [m for m in expl.feature_maps if m.kind != "Conv2D" or m.layer in activations]
+    return [m for m in feature_maps if m.kind != "Conv2D" or m.layer in activations]
 
 
 def feature_map_picture(maps: explain.FeatureMaps, all_maps: bool) -> tuple[np.ndarray, str]:

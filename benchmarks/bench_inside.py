@@ -11,9 +11,9 @@ times (in the page, from the click to Streamlit's script state back at "notRunni
     built once (as the page caches them): the default map only, and all four maps (what
     the page shows), median over 30 test images;
 (2) the page: a fresh load of /inside?run=…&test=… (from navigation start), "Another test
-    image" (a new image: every panel recomputed), and the class picker ("why not …?"),
-    medians of 5 after a warm-up; next to Classify's "Pick a random test image" on the same
-    server, the app's cheapest page reaction;
+    image" (a new image: every panel recomputed), and the class picker ("why not …?": only
+    the "where it looked" fragment reruns), medians of 5 after a warm-up; next to
+    Classify's "Pick a random test image" on the same server, the app's cheapest reaction;
 (3) screenshots at 1280×720 (the top of the page, and its layers) and at 390×844 (a phone),
     into --shots.
 
@@ -163,7 +163,9 @@ def main() -> None:
             browser = live_app.launch_chromium(playwright)
             context = browser.new_context(viewport={"width": 1280, "height": 720})
             context.add_init_script(RECORDER_JS)
-            results.update(page_ms(context.new_page(), app, run_path.name, args.repeats))
+            page = context.new_page()
+            page.set_default_timeout(120_000)  # a busy machine
+            results.update(page_ms(page, app, run_path.name, args.repeats))
             context.close()
             results["screenshots"] = screenshots(browser, app, run_path.name, args.shots)
             browser.close()
