@@ -3,6 +3,7 @@ cover the data. `big=True` is the presenter view: labels readable from the back 
 
 from __future__ import annotations
 
+import functools
 import json
 
 import altair as alt
@@ -35,14 +36,30 @@ def _configured(chart, big: bool):
 
 def live_metric(data: pd.DataFrame, metric: str, epochs: float,
                 markers: pd.DataFrame | None = None, big: bool = False,
-                height: int = 340) -> alt.LayerChart:
-    """A live learning curve. Thin line: training over the latest batches; dots and thick
-    lines: each epoch; dashed rules: live learning-rate changes. The x axis spans the whole
-    run, so the curves grow from left to right; the legend sits above the plot."""
+                height: int = 340) -> dict:
+    """A live learning curve as a Vega-Lite spec for st.vega_lite_chart. Thin line:
+    training over the latest batches; dots and thick lines: each epoch; hollow dot: the
+    untrained network; dashed rules: live learning-rate changes. The x axis spans the whole
+    run, so the curves grow from left to right; the legend sits above the plot.
+
+    Thirty browsers watch the same run, each redrawn every second: building the chart with
+    Altair costs ~50-100 ms, so the spec is built once per shape (metric, run length, size)
+    and only the data is swapped in (named datasets `points` and `markers`)."""
+    spec = json.loads(_live_template(metric, float(epochs), big, height,
+                                     markers is not None and not markers.empty))
+    spec["datasets"] = {"points": data}
+    if markers is not None and not markers.empty:
+        spec["datasets"]["markers"] = markers
+    return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _live_template(metric: str, epochs: float, big: bool, height: int,
+                   with_markers: bool) -> str:
     title = "Accuracy" if metric == "accuracy" else "Loss"
     y_scale = alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Scale(zero=True)
     y_axis = alt.Axis(format="%" if metric == "accuracy" else "~g", tickCount=6)
-    base = alt.Chart(data).encode(
+    base = alt.Chart(alt.NamedData("points")).encode(
         x=alt.X("epoch:Q", title="Epoch", scale=alt.Scale(domain=[0, epochs], nice=False),
                 axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=title, scale=y_scale, axis=y_axis),
@@ -71,10 +88,12 @@ def live_metric(data: pd.DataFrame, metric: str, epochs: float,
         alt.Tooltip("value:Q", title=title, format=".1%" if metric == "accuracy" else ".4f"),
     ])
     layers = [lines, start, points]
-    if markers is not None and not markers.empty:
-        layers.append(alt.Chart(markers).mark_rule(strokeDash=[6, 4], color="#6B6F7B").encode(
+    if with_markers:
+        layers.append(alt.Chart(alt.NamedData("markers")).mark_rule(
+            strokeDash=[6, 4], color="#6B6F7B").encode(
             x="epoch:Q", tooltip=[alt.Tooltip("text:N", title="Change")]))
-    return _configured(alt.layer(*layers).properties(height=height), big)
+    chart = _configured(alt.layer(*layers).properties(height=height), big)
+    return json.dumps(chart.to_dict())
 
 
 def epoch_curve(data: pd.DataFrame, metric: str, big: bool = False) -> alt.Chart:

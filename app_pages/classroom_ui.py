@@ -16,11 +16,12 @@ from cnn.errors import CnnError
 # less padding at the top so the live charts start above the fold at 1280×720.
 PRESENTER_CSS = """
 <style>
-html { font-size: 22px; }
-[data-testid="stMainBlockContainer"] { padding-top: 1.2rem; max-width: 100%; }
-[data-testid="stHeader"] { height: 1.6rem; }
-[data-testid="stMetricValue"] { font-size: 2.1rem; }
-[data-testid="stCaptionContainer"], .stCaption { font-size: 0.95rem; }
+html { font-size: 24px; }
+[data-testid="stHeader"] { height: 2rem; background: transparent; }
+[data-testid="stMainBlockContainer"] { padding-top: 2.2rem; padding-bottom: 1rem;
+                                       max-width: 100%; }
+[data-testid="stCaptionContainer"] p, [data-testid="stCaptionContainer"] { font-size: 20px; }
+[data-testid="stMetricValue"] { font-size: 2rem; }
 </style>
 """
 

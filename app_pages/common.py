@@ -44,6 +44,15 @@ def init_state() -> None:
     st.session_state.setdefault(DATASET, datasets.DEFAULT_DATASET)
     st.session_state.setdefault(SELECTED_RUN, None)
     visitor.read_link()
+    _ready_models(str(runs.runs_dir()))
+
+
+@st.cache_resource(max_entries=4)
+def _ready_models(root: str) -> list[str]:
+    """Copy the ready-made models into the runs folder, once per server and folder."""
+    from cnn import ready_models
+
+    return ready_models.install(root)
 
 
 def owner() -> str:

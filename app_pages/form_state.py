@@ -164,13 +164,13 @@ def _link_settings() -> dict[str, str]:
 
 
 def _apply_link(names: list[str]) -> list[str]:
-    """Fill the form from the link's settings, once per link (the form then writes its own
-    changes back into the link, see `write_link`)."""
+    """Fill the form from the link's settings when a browser opens a link (once per
+    session: from then on the form is the truth and writes itself into the link, see
+    `write_link`; a rerun may still carry the link from before the last change)."""
     query = _link_settings()
-    signature = tuple(sorted(query.items()))
-    if not query or st.session_state.get(LINK) == signature:
+    if not query or LINK in st.session_state:
         return []
-    st.session_state[LINK] = signature
+    st.session_state[LINK] = tuple(sorted(query.items()))
     default = st.session_state.get(DATASET) or names[0]
     preset_name, params, problems = lesson_links.from_query(query, default)
     if params.dataset not in names:

@@ -157,8 +157,9 @@ def _charts(params, records_: list[dict], big: bool) -> None:
     markers = curves.learning_rate_changes(records_)
     for col, metric in zip(st.columns(2, gap="large"), ("loss", "accuracy")):
         data = curves.training_curves(records_, metric, params.batch_size)
-        col.altair_chart(charts.live_metric(data, metric, params.epochs, markers, big=big,
-                                            height=300 if big else 340), width="stretch")
+        col.vega_lite_chart(spec=charts.live_metric(data, metric, params.epochs, markers,
+                                                    big=big, height=300 if big else 340),
+                            width="stretch")
     st.caption("Thin line: training, over the latest batches (smoothed). Dots: averages over "
                "each epoch — validation uses images held back from training"
                + (", and its first dot comes when the first epoch ends." if not any(

@@ -65,8 +65,9 @@ def training_tab(active: list[runs.Run], big: bool) -> None:
     selected = shown_run(all_runs, active)
     st.session_state[RUN] = selected
     labels = {run.id: common.run_label(run) for run in all_runs}
-    st.selectbox("Run", list(labels), key=RUN, on_change=_pick_run,
-                 format_func=labels.__getitem__, label_visibility="collapsed")
+    if not big:  # the presenter view shows the newest run: no choice to take room
+        st.selectbox("Run", list(labels), key=RUN, on_change=_pick_run,
+                     format_func=labels.__getitem__, label_visibility="collapsed")
     try:
         run = runs.get_run(selected)  # it may have been deleted a moment ago
         status = run.status()
@@ -96,6 +97,15 @@ described = form_state.describe(info)
 active = runs.active_runs()
 common.watch_runs(bool(active))
 warm_workers.ensure(runs.runs_dir())  # so that the next Start shows its first point at once
+
+if big:
+    # The presenter view: the run that trains (or the newest), its curves first; the form
+    # and the Start bar stay in the ordinary view.
+    training_tab(active, big)
+    st.button("Leave the presenter view", key="train_leave_presenter", type="tertiary",
+              icon=":material/close_fullscreen:",
+              on_click=lambda: visitor.set_view("presenter", None))
+    st.stop()
 
 # The Start bar stays above the tabs, so it is always in view.
 if "start" not in hidden:

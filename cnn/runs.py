@@ -13,6 +13,7 @@ that also holds
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import secrets
@@ -46,6 +47,9 @@ def queue(root: str | Path | None = None) -> jobs.Queue:
     return jobs.Queue(runs_dir(root), jobs.parallel_slots())
 
 
+_CONFIG_CACHE: dict[tuple, HyperParams] = {}
+
+
 @dataclass(frozen=True)
 class Run(Job):
     """A run folder. Cheap to create; every accessor reads the disk afresh."""
@@ -61,13 +65,28 @@ class Run(Job):
     @property
     def config(self) -> HyperParams:
         """The run's hyperparameters; RunError naming what is wrong when the file is
-        missing or damaged."""
+        missing or damaged. (Parsed once per version of the file: every viewer of a live
+        run asks every second.)"""
         try:
-            return HyperParams.from_dict(read_json_object(self.config_path))
+            stat = os.stat(self.config_path)
         except FileNotFoundError:
             raise RunError(f"Run {self.id} has no config.json.") from None
-        except (DamagedFile, ConfigError) as error:
-            raise RunError(f"Run {self.id} has a damaged config.json: {error}") from None
+        except OSError as error:
+            raise RunError(f"Run {self.id}'s config.json cannot be read "
+                           f"({error.strerror}).") from None
+        version = (str(self.config_path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if version not in _CONFIG_CACHE:
+            try:
+                _CONFIG_CACHE[version] = HyperParams.from_dict(
+                    read_json_object(self.config_path))
+            except FileNotFoundError:
+                raise RunError(f"Run {self.id} has no config.json.") from None
+            except (DamagedFile, ConfigError) as error:
+                raise RunError(f"Run {self.id} has a damaged config.json: {error}") \
+                    from None
+            if len(_CONFIG_CACHE) > 2048:
+                _CONFIG_CACHE.clear()
+        return copy.deepcopy(_CONFIG_CACHE[version])
 
     def interrupted_message(self, was: str) -> str:
         return ("The training process ended unexpectedly (server stopped or machine "

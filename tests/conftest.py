@@ -17,6 +17,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setenv("CNN_OFFLINE", "1")  # tests never download
     monkeypatch.setenv("CNN_WARM_WORKER", "0")  # no spare processes (but in their tests)
+    monkeypatch.setenv("CNN_READY_MODELS", "0")  # empty runs folders (but in their tests)
     if not os.environ.get("CNN_DATA_DIR"):
         monkeypatch.setenv("CNN_DATA_DIR", str(tmp_path / "no-data"))
     return tmp_path
@@ -31,3 +32,29 @@ def real_data_dir(monkeypatch) -> Path:
     folder = support.real_data_folder()
     monkeypatch.setenv("CNN_DATA_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's, found by tests/live_app.py), one for the whole session;
+    skipped where it is missing, unless CNN_REQUIRE_BROWSER is set (CI): there it fails."""
+    import live_app
+
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        sync_playwright = None
+    problem = None
+    if sync_playwright is None:
+        problem = "the playwright package is not installed"
+    elif live_app.CHROMIUM is None:
+        problem = "no Chromium found (apt-get install chromium, or set CNN_CHROMIUM)"
+    if problem:
+        if os.environ.get("CNN_REQUIRE_BROWSER"):
+            pytest.fail(f"browser test required (CNN_REQUIRE_BROWSER) but {problem}")
+        pytest.skip(problem)
+    expect.set_options(timeout=60_000)
+    with sync_playwright() as playwright:
+        chromium = live_app.launch_chromium(playwright)
+        yield chromium
+        chromium.close()

@@ -94,7 +94,8 @@ def serve(workdir: Path, startup_timeout: float = 120, warm: bool = False,
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CNN_RUNS_DIR": str(runs_dir), "CNN_OFFLINE": "1",
            "KERAS_HOME": str(workdir / "keras-home"), "PYTHONUNBUFFERED": "1",
-           "CNN_WARM_WORKER": "1" if warm else "0", **(extra_env or {})}
+           "CNN_WARM_WORKER": "1" if warm else "0", "CNN_READY_MODELS": "0",
+           **(extra_env or {})}
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -13,7 +13,6 @@ Run alone with `python -m pytest tests/test_browser.py -q` (about a minute on tw
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -59,26 +58,6 @@ IMAGES_LOADED_JS = """el => {
   const shown = [...el.querySelectorAll('img')].filter(i => i.getBoundingClientRect().width > 0);
   return shown.length > 0 && shown.every(i => i.complete && i.naturalWidth > 0);
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium; skipped where it is missing, unless CNN_REQUIRE_BROWSER
-    is set (CI), where a missing browser fails."""
-    problem = None
-    if sync_playwright is None:
-        problem = "the playwright package is not installed"
-    elif live_app.CHROMIUM is None:
-        problem = "no Chromium found (apt-get install chromium, or set CNN_CHROMIUM)"
-    if problem:
-        if os.environ.get("CNN_REQUIRE_BROWSER"):
-            pytest.fail(f"browser test required (CNN_REQUIRE_BROWSER) but {problem}")
-        pytest.skip(problem)
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = live_app.launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
