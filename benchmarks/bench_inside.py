@@ -121,9 +121,11 @@ def screenshots(browser, app, run_id: str, folder: Path) -> list[str]:
                              ("screenshot-inside-phone.png", (390, 844), "Test image #")):
         context = browser.new_context(viewport={"width": size[0], "height": size[1]})
         page = context.new_page()
+        page.set_default_timeout(120_000)  # a busy machine
         page.goto(url)
-        page.get_by_role("heading", level=1, name="Inside the network").wait_for(timeout=120_000)
-        live_app.wait_until_idle(page, 120_000)
+        # The page's last heading: the script has drawn everything.
+        page.get_by_role("heading", name="What each filter looks for").wait_for()
+        live_app.wait_until_idle(page)
         page.wait_for_function("() => [...document.querySelectorAll('img')].every("
                                "i => i.complete && i.naturalWidth > 0)")
         if show:
