@@ -71,8 +71,8 @@ def where_it_looked(picked: parts.Picked) -> None:
             help="Pick another class to ask “why not that?”: the maps show what, in this "
             "image, speaks for that class.")
         top = np.argsort(-expl.probabilities, kind="stable")[:5]
-        st.vega_lite_chart(parts.top_k_spec(tuple(class_names[i] for i in top), tuple(
-            float(expl.probabilities[i]) for i in top)), width="stretch")
+        st.vega_lite_chart(parts.top_k_spec([class_names[i] for i in top],
+                                            expl.probabilities[top]), width="stretch")
     st.caption(f"**How this map is made:** {expl.heatmap.caption} "
                f"{common.md(parts.strength_sentence(expl.heatmap, explained))}")
 
