@@ -21,12 +21,18 @@ from app_pages import common
 from cnn import pictures
 
 
-def show(target, picture: np.ndarray | bytes, caption: str) -> None:
-    """A picture at its own width (a long caption would stretch it, blurring its pixels)
-    and as PNG (Streamlit sends picture bytes as JPEG). `caption` is Markdown."""
+def show(target, picture: np.ndarray | bytes, caption: str, stretch: bool = False) -> None:
+    """A picture as PNG (Streamlit sends picture bytes as JPEG, blurring their pixels), at
+    most as wide as it is (a long caption would stretch it) and never wider than where it
+    is put (a wider fixed width spills over the next column); with `stretch`, exactly as
+    wide as where it is put. `caption` is Markdown."""
+    if stretch:
+        target.image(picture, caption=caption, width="stretch", output_format="PNG")
+        return
     width = (picture.shape[1] if isinstance(picture, np.ndarray)
              else Image.open(io.BytesIO(picture)).width)
-    target.image(picture, caption=caption, width=width, output_format="PNG")
+    with target.container(width=width):  # a container narrows to its parent; an image not
+        st.image(picture, caption=caption, width="stretch", output_format="PNG")
 
 
 def _grey_or_rgb(image: np.ndarray, side: int) -> np.ndarray:
@@ -79,11 +85,18 @@ def live_snapshot_panel(snapshot_path: Path, class_names: Sequence[str] | None =
         answer = (f" It says **{common.md(class_names[best])}** "
                   f"({shown['probabilities'][best]:.0%}) for this test image.")
     st.markdown(f"**Inside the network {when}.**{answer}")
-    columns = st.columns([1, 1.4, 1.4, 1.6, 1.6])
-    show(columns[0], shown["image"], "A test image")
+    # The filters first and big: they are what a class watches change.
+    before, now = st.columns(2)
     if shown["before"] is not None and epoch > 0:
-        show(columns[1], shown["before"], f"{shown['layer']} filters before training: "
-             "random noise")
-    show(columns[2], shown["now"], f"{shown['layer']} filters {when}")
-    for column, (layer, png), which in zip(columns[3:], shown["maps"], ("first", "last")):
-        show(column, png, f"The image after the {which} block ({layer}), strongest maps")
+        show(before, shown["before"], f"{shown['layer']}'s filters before training: random "
+             "noise", stretch=True)
+        show(now, shown["now"], f"{shown['layer']}'s filters {when}: each a pattern it "
+             "looks for", stretch=True)
+    else:
+        show(before, shown["now"], f"{shown['layer']}'s filters {when}", stretch=True)
+        now.caption("After each epoch they appear here, next to how they began.")
+    image, first, last = st.columns([1, 2, 2])
+    show(image, shown["image"], "A test image", stretch=True)
+    for column, (layer, png), which in zip((first, last), shown["maps"], ("first", "last")):
+        show(column, png, f"The image after the {which} block ({layer}), strongest maps",
+             stretch=True)

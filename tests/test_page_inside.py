@@ -340,15 +340,16 @@ def test_the_live_snapshot_panel_shows_the_newest_snapshot(tmp_path, media):
     assert not at.exception
     assert at.markdown[0].value.startswith("**Inside the network after epoch 3.**")
     captions = [image.caption for element in at.get("image") for image in element.proto.imgs]
-    assert captions[:3] == ["A test image", "conv1 filters before training: random noise",
-                            "conv1 filters after epoch 3"]
+    assert captions[:3] == ["conv1's filters before training: random noise",
+                            "conv1's filters after epoch 3: each a pattern it looks for",
+                            "A test image"]
     # Each filter picture is the kernel it says: before, and now (one scale per picture).
     factor = max(4, 48 // 3)
     np.testing.assert_array_equal(
-        picture(at, media, "conv1 filters before"),
+        picture(at, media, "conv1's filters before"),
         explain.filter_grid(explain.kernel_filters(before, "conv1", False), factor=factor))
     np.testing.assert_array_equal(
-        picture(at, media, "conv1 filters after"),
+        picture(at, media, "conv1's filters after"),
         explain.filter_grid(explain.kernel_filters(now, "conv1", False), factor=factor))
     assert any(c.startswith("The image after the last block (conv2)") for c in captions)
 
