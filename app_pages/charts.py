@@ -19,14 +19,14 @@ SPLIT_COLOURS = alt.Scale(domain=[curves.TRAINING, curves.VALIDATION],
 TEXT_LABEL_MAX_CLASSES = 20  # above this, counts on the confusion-matrix cells are unreadable
 
 
-def _fonts(big: bool) -> dict[str, int]:
+def font_sizes(big: bool) -> dict[str, int]:
     # Presenter view: ≥ 20 px at 1280×720, as asked of everything on a projector.
     return ({"label": 22, "title": 24, "legend": 22, "mark": 22} if big else
             {"label": 15, "title": 17, "legend": 15, "mark": 14})
 
 
-def _configured(chart, big: bool):
-    fonts = _fonts(big)
+def configured(chart, big: bool):
+    fonts = font_sizes(big)
     return chart.configure_axis(
         labelFontSize=fonts["label"], titleFontSize=fonts["title"],
         titleFontWeight="normal", grid=True,
@@ -92,7 +92,7 @@ def _live_template(metric: str, epochs: float, big: bool, height: int,
         layers.append(alt.Chart(alt.NamedData("markers")).mark_rule(
             strokeDash=[6, 4], color="#6B6F7B").encode(
             x="epoch:Q", tooltip=[alt.Tooltip("text:N", title="Change")]))
-    chart = _configured(alt.layer(*layers).properties(height=height), big)
+    chart = configured(alt.layer(*layers).properties(height=height), big)
     return json.dumps(chart.to_dict())
 
 
@@ -110,7 +110,7 @@ def epoch_curve(data: pd.DataFrame, metric: str, big: bool = False) -> alt.Chart
         tooltip=[alt.Tooltip("epoch:Q", title="Epoch"), alt.Tooltip("split:N", title="Data"),
                  alt.Tooltip("value:Q", title=metric, format=".1%" if percent else ".3f")],
     ).properties(height=340)
-    return _configured(chart, big)
+    return configured(chart, big)
 
 
 def compare_runs(data: pd.DataFrame, big: bool = False) -> alt.Chart:
@@ -124,7 +124,7 @@ def compare_runs(data: pd.DataFrame, big: bool = False) -> alt.Chart:
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=600)),
         tooltip=["run:N", "epoch:Q", alt.Tooltip("value:Q", format=".1%")],
     ).properties(height=380)
-    return _configured(chart, big)
+    return configured(chart, big)
 
 
 def accuracy_against(data: pd.DataFrame, setting: str, log_scale: bool,
@@ -139,7 +139,7 @@ def accuracy_against(data: pd.DataFrame, setting: str, log_scale: bool,
         tooltip=["name:N", "owner:N", alt.Tooltip("value:Q", title=setting),
                  alt.Tooltip("test_accuracy:Q", title="Test accuracy", format=".1%")],
     ).properties(height=320)
-    return _configured(chart, big)
+    return configured(chart, big)
 
 
 def confusion(matrix: np.ndarray, class_names: list[str], big: bool = False) -> alt.LayerChart:
@@ -155,7 +155,7 @@ def confusion(matrix: np.ndarray, class_names: list[str], big: bool = False) -> 
         "predicted": np.asarray(class_names)[pred_idx.ravel()],
         "count": matrix.ravel(), "share": share.ravel(),
     })
-    fonts = _fonts(big)
+    fonts = font_sizes(big)
     many = n > TEXT_LABEL_MAX_CLASSES
     cell = 9 if many else (56 if big else 48) if n <= 10 else 28
     axis = {"labelFontSize": 7 if many else fonts["label"] - 2, "labelLimit": 130,
@@ -198,55 +198,25 @@ def class_balance(counts: pd.DataFrame, class_names: list[str]) -> alt.Chart:
     ).properties(height=280)
 
 
-LAYER_GROUPS = ["Input", "Convolution", "Pooling", "Flatten", "Dense", "Answer"]
-LAYER_COLOURS = ["#6B6F7B", TRAINING_BLUE, VALIDATION_ORANGE, "#B8B8B8", "#54A24B", "#E45756"]
-BLOCK_MAX_WIDTH = 0.5  # of a layer's slot: the block with the most channels
+def top_k(labels: list[str], probabilities: list[float], big: bool = False) -> dict:
+    """The network's top guesses as a Vega-Lite spec, best on top, in exactly the order
+    given (every layer sorts by the same explicit list, so a redraw never reorders the
+    bars). Built with Altair once per number of bars; each answer only swaps in its data
+    and order (Altair takes 50-100 ms a chart, which a drawing's every stroke would pay)."""
+    spec = json.loads(_top_k_template(len(labels), big))
+    spec["datasets"] = {"guesses": pd.DataFrame({
+        "class": list(labels), "probability": [float(p) for p in probabilities],
+        "best": [True] + [False] * (len(labels) - 1)})}
+    for layer in spec["layer"]:
+        layer["encoding"]["y"]["sort"] = list(labels)
+    return spec
 
 
-def architecture(blocks: pd.DataFrame, big: bool = False) -> alt.Chart:
-    """The network left to right, one block per layer drawn to scale, as CNN Explainer and
-    ENNUI draw it: a block's height is the image's side at that layer (relative to the
-    input's), its width the number of channels (relative to the most); a list of numbers
-    (flatten, dense) is a thin bar. `blocks` has one row per block, in order: label
-    (two lines, "name|shape"), group (one of LAYER_GROUPS), height and width in [0, 1],
-    and the tooltip's columns Layer, Does, Output, Parameters, Sees.
-
-    Each layer has a slot of the same width, and blocks are sized in slots, so they never
-    overlap on a phone; there some labels are left out (the tooltips stay)."""
-    fonts = _fonts(big)
-    centre = np.arange(len(blocks)) + 0.5
-    half = np.maximum(blocks.width.to_numpy() * BLOCK_MAX_WIDTH, 0.03) / 2
-    data = blocks.assign(top=blocks.height * 50, bottom=-blocks.height * 50,
-                         left=centre - half, right=centre + half)
-    labels = json.dumps([str(label) for label in blocks.label])
-    chart = alt.Chart(data).mark_rect(cornerRadius=2, opacity=0.9).encode(
-        x=alt.X("left:Q", title=None, scale=alt.Scale(domain=[0, len(blocks)], nice=False),
-                axis=alt.Axis(values=list(centre), labelExpr=f"split({labels}"
-                              "[floor(datum.value)], '|')", labelAngle=0,
-                              labelFontSize=fonts["label"] - 2, labelLimit=120, domain=False,
-                              ticks=False, grid=False, labelPadding=8, labelOverlap=True)),
-        x2="right:Q",
-        y=alt.Y("bottom:Q", scale=alt.Scale(domain=[-52, 52]), axis=None),
-        y2="top:Q",
-        color=alt.Color("group:N", title=None, scale=alt.Scale(domain=LAYER_GROUPS,
-                                                               range=LAYER_COLOURS),
-                        legend=alt.Legend(orient="top", labelFontSize=fonts["legend"] - 2,
-                                          symbolType="square", columns=3)),
-        tooltip=["Layer:N", "Does:N", "Output:N", alt.Tooltip("Parameters:Q", format=","),
-                 "Sees:N"],
-    )
-    # A Streamlit chart's height includes the legend and the labels: ~200 px of blocks.
-    return _configured(chart.properties(height=320 if big else 290), big)
-
-
-def top_k(labels: list[str], probabilities: list[float], big: bool = False) -> alt.LayerChart:
-    """The network's top guesses, best on top, in exactly the order given (every layer
-    sorts by the same explicit list, so a redraw never reorders the bars)."""
-    data = pd.DataFrame({"class": labels, "probability": probabilities,
-                         "best": [True] + [False] * (len(labels) - 1)})
-    fonts = _fonts(big)
-    base = alt.Chart(data).encode(
-        y=alt.Y("class:N", sort=list(labels), title=None,
+@functools.lru_cache(maxsize=32)
+def _top_k_template(count: int, big: bool) -> str:
+    fonts = font_sizes(big)
+    base = alt.Chart(alt.NamedData("guesses")).encode(
+        y=alt.Y("class:N", sort=[], title=None,
                 axis=alt.Axis(labelFontSize=fonts["label"], labelLimit=160)),
         x=alt.X("probability:Q", title="Probability", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format=".0%", tickCount=5)),
@@ -257,4 +227,5 @@ def top_k(labels: list[str], probabilities: list[float], big: bool = False) -> a
                             alt.value(TRAINING_BLUE)))
     text = base.mark_text(align="left", dx=5, fontSize=fonts["mark"]).encode(
         text=alt.Text("probability:Q", format=".1%"))
-    return alt.layer(bars, text).properties(height=(46 if big else 38) * len(data) + 40)
+    chart = alt.layer(bars, text).properties(height=(46 if big else 38) * count + 40)
+    return json.dumps(chart.to_dict())

@@ -65,9 +65,9 @@ def show(title: str, prepared: inference.PreparedImage, prediction: inference.Pr
             columns = st.columns([1, 1, 2] if len(pictures) == 2 else [1, 3],
                                  vertical_alignment="center")
         for column, (image, caption) in zip(columns, pictures):
-            column.image(image, caption=caption, width="stretch")
-        (st if narrow else columns[-1]).altair_chart(
-            charts.top_k(prediction.labels, prediction.probabilities), width="stretch")
+            column.image(image, caption=caption, width="stretch", output_format="PNG")
+        (st if narrow else columns[-1]).vega_lite_chart(
+            spec=charts.top_k(prediction.labels, prediction.probabilities), width="stretch")
         if why is not None:
             inside_link.why_button("Why this answer?", run_id=run.id, array=prepared.array,
                                    **why)

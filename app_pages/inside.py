@@ -9,8 +9,9 @@ a view can be shared as a link and survives a refresh.
 import numpy as np
 import streamlit as st
 
-from app_pages import common
+from app_pages import charts, common
 from app_pages import inside_parts as parts
+from app_pages import inside_pictures as pictures
 from cnn import datasets, explain, runs
 from cnn.errors import CnnError
 
@@ -60,27 +61,27 @@ def where_it_looked(picked: parts.Picked) -> None:
     st.markdown(f"#### {picked.title}: the network says :orange[**{common.md(class_names[best])}"
                 f"**] ({expl.probabilities[best]:.0%} sure){verdict}")
     image_col, heat_col, answer_col = st.columns([1, 1, 1.3])
-    parts.show(image_col, parts.enlarged(expl.image), f"What the network sees: "
+    parts.show(image_col, pictures.enlarged(expl.image), f"What the network sees: "
                f"{info.image_shape[1]}×{info.image_shape[0]} pixels")
-    parts.show(heat_col, parts.heatmap_picture(expl, explain.DEFAULT_METHOD),
+    parts.show(heat_col, pictures.heatmap_picture(expl, explain.DEFAULT_METHOD),
                f"Where it looked for “{common.md(explained)}”: bright = mattered most")
     with answer_col:
         st.selectbox(
             "Where did it look for…", [None, *range(len(class_names))], key=parts.CLASS,
-            format_func=lambda i: parts.class_label(class_names, expl.probabilities, i),
+            format_func=lambda i: pictures.class_label(class_names, expl.probabilities, i),
             help="Pick another class to ask “why not that?”: the maps show what, in this "
             "image, speaks for that class.")
         top = np.argsort(-expl.probabilities, kind="stable")[:5]
-        st.vega_lite_chart(parts.top_k_spec([class_names[i] for i in top],
-                                            expl.probabilities[top]), width="stretch")
+        st.vega_lite_chart(spec=charts.top_k([class_names[i] for i in top],
+                                             expl.probabilities[top]), width="stretch")
     st.caption(f"**How this map is made:** {expl.heatmap.caption} "
-               f"{common.md(parts.strength_sentence(expl.heatmap, explained))}")
+               f"{common.md(pictures.strength_sentence(expl.heatmap, explained))}")
 
     st.markdown("**Other ways to ask where it looked** — quicker estimates; compare them "
                 "with the map above.")
     for column, method in zip(st.columns(3), methods[1:]):
         heatmap = expl.heatmaps[method]
-        parts.show(column, parts.heatmap_picture(expl, method),
+        parts.show(column, pictures.heatmap_picture(expl, method),
                    f"{heatmap.title}: {heatmap.caption}")
     parts.write_link(run, picked.test_index, None if wanted is None else class_names[wanted])
 
@@ -101,7 +102,7 @@ st.caption("Each block is one layer's output, drawn to scale: its height is the 
            "image; flatten turns the maps into one list of numbers (bars: longer = more "
            "numbers). Point at a block to see what it does and how much of the image it sees.")
 with st.expander("Every layer as a table"):
-    st.dataframe(parts.layer_frame(explainer.layers), hide_index=True, width="stretch")
+    st.dataframe(pictures.layer_frame(explainer.layers), hide_index=True, width="stretch")
 
 # --- the image flowing through them ----------------------------------------------------------
 if picked is not None:
@@ -115,10 +116,10 @@ if picked is not None:
     with st.container(horizontal=True, key="inside_flow"):
         with st.container(width=180):
             st.markdown("**input**")
-            parts.show(st, parts.enlarged(picked.array, 168), "the pixels, scaled to 0–1")
-        for maps in parts.flowing_layers(explainer.feature_maps(picked.array),
+            parts.show(st, pictures.enlarged(picked.array, 168), "the pixels, scaled to 0–1")
+        for maps in pictures.flowing_layers(explainer.feature_maps(picked.array),
                                          explainer.activation_layers):
-            grid, caption = parts.feature_map_picture(maps, all_maps)
+            grid, caption = pictures.feature_map_picture(maps, all_maps)
             with st.container(width=max(180, grid.shape[1])):
                 st.markdown(f"**{maps.layer}**")
                 parts.show(st, grid, caption)
