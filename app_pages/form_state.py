@@ -19,6 +19,7 @@ from cnn.config import ConvBlock, HyperParams
 from cnn.errors import CnnError, ConfigError
 
 PRESET = "train_preset"
+LAST_PRESET = "train_preset_last"  # the last real choice (see preset_name)
 DATASET = "train_dataset"
 N_BLOCKS = "train_n_blocks"  # how many conv-block rows the editor shows (not a widget)
 FORM = "train_form"  # a copy of the form's values: Streamlit forgets widget state elsewhere
@@ -115,14 +116,33 @@ def _parse_units(text: str) -> list[int]:
         ) from None
 
 
+def preset_name() -> str:
+    """The chosen preset. The segmented control can report no choice (a click that lands
+    while the page redraws); the last real choice then stands."""
+    name = st.session_state.get(PRESET)
+    if name in presets.PRESETS:
+        st.session_state[LAST_PRESET] = name
+        return name
+    return st.session_state.get(LAST_PRESET, presets.DEFAULT)
+
+
+def repair_preset() -> None:
+    """Put the last real choice back into the control (before it is drawn, or in a
+    callback), so that it never shows no preset."""
+    st.session_state[PRESET] = preset_name()
+
+
 def preset_params(name: str | None = None) -> HyperParams:
     """The chosen preset as it applies to the chosen dataset (no flips for digits)."""
-    name = name or st.session_state[PRESET]
+    name = name or preset_name()
     info = datasets.get_info(st.session_state.get(DATASET) or datasets.DEFAULT_DATASET)
     return presets.for_dataset(name, info.name, info.mirror_safe)
 
 
 def apply_preset() -> None:
+    if st.session_state.get(PRESET) not in presets.PRESETS:
+        repair_preset()  # no choice reported: keep the form as it is
+        return
     write_params(preset_params())
 
 
@@ -155,6 +175,7 @@ def restore(names: list[str]) -> tuple[datasets.DatasetInfo, list[str]]:
         write_params(preset_params(wanted_preset))
     wanted = st.session_state[common.DATASET]
     st.session_state[DATASET] = wanted if wanted in names else names[0]
+    repair_preset()
     return datasets.get_info(st.session_state[DATASET]), problems
 
 
@@ -188,7 +209,7 @@ def write_link(requested: HyperParams | None) -> None:
     refresh keeps them and the address bar is a lesson link."""
     if requested is None:
         return
-    query = lesson_links.to_query(requested, st.session_state[PRESET])
+    query = lesson_links.to_query(requested, preset_name())
     for key in set(_link_settings()) - set(query):
         del st.query_params[key]
     for key, value in query.items():

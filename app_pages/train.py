@@ -33,7 +33,7 @@ def start(params, who: classroom.Person, total: int) -> None:
         mine = [r for r in runs.active_runs() if r.raw_status().get("owner_id") == who.id]
         classroom.check_start(who, visitor.caps(), params.epochs, total, len(mine))
         info = datasets.get_info(params.dataset)
-        preset_name = st.session_state[form_state.PRESET]
+        preset_name = form_state.preset_name()
         number = 1 + sum(1 for r in runs.list_runs()
                          if r.raw_status().get("owner_id") == who.id)
         new_run = runs.create_run(params, extra_status={

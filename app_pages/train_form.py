@@ -9,8 +9,8 @@ import streamlit as st
 from app_pages import common
 from app_pages.form_state import (DATASET, DENSE, N_BLOCKS, PRESET, SUBSET, TIME_LIMIT,
                                   USE_SUBSET, USE_TIME_LIMIT, Described, add_block,
-                                  apply_preset, block_key, key, preset_params, remember,
-                                  remove_block)
+                                  apply_preset, block_key, key, preset_name, preset_params,
+                                  remember, remove_block)
 from cnn import config, datasets, presets
 
 FILTER_CHOICES = [4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512]
@@ -61,7 +61,7 @@ def settings(info: datasets.DatasetInfo, names: list[str], described: Described)
         changed = (presets.changed_labels(described.requested, preset_params())
                    if described.requested else [])
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-            st.caption(presets.DESCRIPTIONS[st.session_state[PRESET]]
+            st.caption(presets.DESCRIPTIONS[preset_name()]
                        + (f" ✏️ Changed: {', '.join(changed)}." if changed else ""))
             if changed:
                 st.button("Reset", key="train_reset", on_click=apply_preset, type="tertiary",

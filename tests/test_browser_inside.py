@@ -9,7 +9,6 @@ idle cores). Screenshots of every step go to the test's tmp_path.
 
 from __future__ import annotations
 
-import os
 import re
 
 import live_app
@@ -21,9 +20,9 @@ from cnn import runs, training
 from cnn.presets import preset
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # reported by the `browser` fixture
-    sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,26 +32,6 @@ IMAGES_LOADED_JS = """el => {
   const shown = [...el.querySelectorAll('img')].filter(i => i.getBoundingClientRect().width > 0);
   return shown.length > 0 && shown.every(i => i.complete && i.naturalWidth > 0);
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium; skipped where it is missing, unless CNN_REQUIRE_BROWSER is set
-    (CI), where a missing browser fails."""
-    problem = None
-    if sync_playwright is None:
-        problem = "the playwright package is not installed"
-    elif not live_app.CHROMIUM or not live_app.CHROMIUM.exists():
-        problem = f"no Chromium found ({live_app.CHROMIUM})"
-    if problem:
-        if os.environ.get("CNN_REQUIRE_BROWSER"):
-            pytest.fail(f"browser test required (CNN_REQUIRE_BROWSER) but {problem}")
-        pytest.skip(problem)
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = live_app.launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

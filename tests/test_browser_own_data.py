@@ -8,7 +8,6 @@ with Chromium's mouse. Run alone with `python -m pytest tests/test_browser_own_d
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -24,9 +23,9 @@ from cnn import datasets, own_datasets, runs
 from live_app import set_number, wait_until_idle
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # reported by the `browser` fixture
-    sync_playwright = None
+    expect = None
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,24 +33,6 @@ TIMEOUT_MS = 60_000
 RUN_TIMEOUT_S = 240
 VIEWPORT = {"width": 1280, "height": 720}
 PER_CLASS = 5  # the fewest a class may have
-
-
-@pytest.fixture(scope="module")
-def browser():
-    problem = None
-    if sync_playwright is None:
-        problem = "the playwright package is not installed"
-    elif not live_app.CHROMIUM.exists():
-        problem = f"{live_app.CHROMIUM} not found (apt-get install chromium)"
-    if problem:
-        if os.environ.get("CNN_REQUIRE_BROWSER"):
-            pytest.fail(f"browser test required (CNN_REQUIRE_BROWSER) but {problem}")
-        pytest.skip(problem)
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = live_app.launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

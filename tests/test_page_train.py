@@ -116,6 +116,19 @@ def test_switching_preset_fills_the_form_and_updates_the_summary():
     assert not any("Changed:" in c.value for c in at.caption)
 
 
+def test_a_preset_control_that_reports_no_choice_keeps_the_last_one():
+    """A click landing while the page redraws can make the segmented control report no
+    preset; the form keeps the last real choice and its settings instead of failing."""
+    at = open_page()
+    at.segmented_control(key="train_preset").set_value("fast").run()
+    at.number_input(key="train_epochs").set_value(7).run()
+    at.segmented_control(key="train_preset").set_value(None).run()
+    assert not at.exception and not at.error
+    assert at.segmented_control(key="train_preset").value == "fast"
+    assert at.number_input(key="train_epochs").value == 7  # the edit is kept
+    assert any("Changed: epochs" in c.value for c in at.caption)
+
+
 def test_the_form_survives_a_visit_to_another_page():
     at = open_page()
     at.segmented_control(key="train_preset").set_value("efficient").run()
