@@ -14,9 +14,9 @@ from typing import Any
 import streamlit as st
 
 from app_pages import common
-from cnn import architecture, datasets, lesson_links, presets
+from cnn import datasets, lesson_links, presets
 from cnn.config import ConvBlock, HyperParams
-from cnn.errors import CnnError, ConfigError
+from cnn.errors import ConfigError
 
 PRESET = "train_preset"
 LAST_PRESET = "train_preset_last"  # the last real choice (see preset_name)
@@ -222,40 +222,3 @@ def remember() -> None:
     """Keep a copy of the form for the next visit (call after drawing it)."""
     st.session_state[FORM] = {k: st.session_state[k] for k in _form_keys()
                               if k in st.session_state}
-
-
-# --- what the form describes ------------------------------------------------------------
-@dataclasses.dataclass
-class Described:
-    requested: HyperParams | None  # as the form says
-    params: HyperParams | None  # what will be trained (None when the form has a problem)
-    problem: CnnError | None
-    note: str | None  # e.g. "all of them are used"
-    table: list[dict]  # the network's layers, planned (no Keras)
-    total: int  # parameters
-
-
-def describe(info: datasets.DatasetInfo) -> Described:
-    """One HyperParams from the form, checked in the one place that checks them, and the
-    network it makes (worked out on paper: nothing is built in the server)."""
-    requested = params = None
-    note = None
-    try:
-        requested = read_params(info.name)
-        if requested.train_size is not None and \
-                datasets.usable_train_size(info, requested) is None:
-            available = info.train_size - round(requested.validation_split * info.train_size)
-            note = (f"{info.title} has {available:,} training images after the validation "
-                    "split: all of them are used.")
-        params = requested.replace(train_size=datasets.usable_train_size(info, requested))
-        params.validate(info.image_shape, info.num_classes)
-        rows = architecture.plan(params, info.image_shape, info.num_classes)
-    except CnnError as error:
-        return Described(requested, None, error, note, [], 0)
-    table = [{"Layer": row.name, "Type": row.kind,
-              "Output shape": "×".join(str(d) for d in row.output_shape),
-              "Parameters": row.parameters} for row in rows]
-    return Described(requested, params, None, note, table,
-                     architecture.parameter_count(rows))
-
-

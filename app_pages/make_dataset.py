@@ -1,10 +1,9 @@
-"""Make a dataset: name the classes, add examples by drawing, photographing or uploading, see
-them per class, then build the dataset and train a network on it — Teachable Machine's loop
-with a real CNN.
+"""Make a dataset: name the classes, add examples (drawn, photographed, uploaded), see them
+per class, build the dataset and train a CNN on it — Teachable Machine's loop, real CNN.
 
-Every example is a PNG on disk the moment it is made (cnn.dataset_drafts), in a folder of the
-user's own (common.owner()): a refresh or a second browser loses nothing, and students never
-touch each other's drafts. This page only holds UI choices in session state.
+Every example is a PNG on disk the moment it is made (cnn.dataset_drafts), in the user's own
+folder (common.owner()): a refresh or a second browser loses nothing, and students never touch
+each other's drafts. This page only holds UI choices in session state.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from app_pages import classroom_ui, common, own_data, visitor
+from app_pages import classroom_ui, common, draft_bar, own_data, visitor
 from cnn import classroom, dataset_drafts, datasets
 from cnn.dataset_drafts import Draft
 from cnn.errors import CnnError
@@ -26,12 +25,10 @@ ROUND = "make_round"  # bumped after each added example: a fresh canvas, camera,
 DRAWING = "make_drawing"  # (round, PNG bytes) of the drawing on the canvas (tests inject it)
 PEN_WIDTH = "make_pen_width"
 NOTICE = "make_notice"  # (kind, Markdown) to show once after a callback
-DATASET_NAME = "make_dataset_name"
 SHOWN_PER_CLASS = 12  # thumbnails per class: the newest; the rest are counted
 GRID = 6  # thumbnails per row
 CANVAS_SIDE = 280
-# Drawings are white on black, like MNIST: the dataset is then light-on-dark, so the
-# Classify page frames and inverts new drawings (and paper photos) the same way.
+# White on black, like MNIST: the Classify page then frames and inverts new drawings alike.
 INK, PAPER = "#FFFFFF", "#000000"
 
 
@@ -238,7 +235,7 @@ classes = list(counts)
 adder_col, gallery_col = st.columns([2, 3], gap="large")
 with gallery_col:
     choose_draft()
-    own_data.build_bar(draft, counts, data_dir,
+    draft_bar.build_bar(draft, counts, data_dir,
                        "" if who.role == classroom.LOCAL else who.name)
     for class_name in classes:
         gallery(draft, class_name, can_remove=len(classes) > dataset_drafts.CLASS_COUNT_RANGE[0])
@@ -248,6 +245,6 @@ with gallery_col:
             name_col.text_input("Another class", key="make_new_class", placeholder="star")
             button_col.form_submit_button("Add class", on_click=add_class,
                                           args=(draft, "make_new_class"))
-    own_data.draft_tools(draft, delete_draft)
+    draft_bar.draft_tools(draft, delete_draft)
 with adder_col:
     adder(draft, classes)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import classroom_ui, common, form_state, run_view, train_form, visitor
+from app_pages import (classroom_ui, common, form_state, planned_network, run_view, train_form,
+                       visitor)
 from cnn import classroom, datasets, runs, warm_workers
 from cnn.errors import CnnError
 
@@ -93,7 +94,7 @@ common.require(bool(names), "No dataset is on this computer yet.", common.DATA,
 info, link_problems = form_state.restore(names)
 for problem in link_problems:
     common.show_error(problem)
-described = form_state.describe(info)
+described = planned_network.describe(info)
 active = runs.active_runs()
 common.watch_runs(bool(active))
 warm_workers.ensure(runs.runs_dir())  # so that the next Start shows its first point at once

@@ -7,10 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from app_pages.form_state import (DATASET, DENSE, N_BLOCKS, PRESET, SUBSET, TIME_LIMIT,
-                                  USE_SUBSET, USE_TIME_LIMIT, Described, add_block,
-                                  apply_preset, block_key, key, preset_name, preset_params,
-                                  remember, remove_block)
+from app_pages.form_state import (DATASET, DENSE, N_BLOCKS, PRESET, SUBSET, TIME_LIMIT, USE_SUBSET,
+                                  USE_TIME_LIMIT, add_block, apply_preset, block_key, key,
+                                  preset_name, preset_params, remember, remove_block)
+from app_pages.planned_network import Described
 from cnn import config, datasets, presets
 
 FILTER_CHOICES = [4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512]
