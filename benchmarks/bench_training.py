@@ -1,17 +1,27 @@
-"""Training benchmarks whose figures go in the README. Not a test: run it by hand.
+"""Training benchmarks whose figures go in the README (issue 11). Not a test: run it by hand.
 
-    CNN_DATA_DIR=../shared/datasets python benchmarks/bench_training.py [--only a,b,c,d]
+    CNN_DATA_DIR=../shared/datasets python benchmarks/bench_training.py [--only cpu,a,b,c]
 
-(a) the run engine (live metrics, stop/learning-rate control, per-epoch checkpoints) vs a
-    bare `model.fit` of the same model on the same data, alternated in one process;
-(b) training speed and test accuracy of the tutorial net on CIFAR-shaped data (50,000
-    32×32×3 images) through the engine vs the seed's plain Keras script (float `x / 255.0`,
-    batch 64, `fit`), each in its own process;
-(c) wall time of training to ≥ 92 % Fashion-MNIST test accuracy with the `efficient` preset;
-(d) peak memory (max RSS) of the training process for (b).
+cpu  the CPU (lscpu's model name and the flags that matter: AVX2, AVX-512, AVX512-BF16,
+     AMX), whether `precision: auto` uses bfloat16 here, and TensorFlow's matmul peak on it
+     (4096x4096, float32, and bfloat16 where the CPU is fast at it), all threads;
+(a)  the run engine (live metrics, stop/learning-rate control, per-epoch checkpoints) vs a
+     bare `model.fit` of the same model on the same data, alternated in one process;
+(b)  whole runs, timed as whole processes: `python -m cnn train --dataset cifar10 --preset
+     tutorial --epochs 2 --validation-split 0` vs the seed's plain Keras script (`x /
+     255.0`, batch 64, `fit` with the test set as validation data, `evaluate`), alternated
+     --repeats times; where each second of ours goes (worker start, load and build, fit,
+     save and test, from the run's status), the peak memory of our worker (its own
+     figure, `peak_memory_mb`) and of the seed's process (psutil, sampled); the step loop's
+     share of the matmul peak (images/s x training FLOPs per image, worked out from the
+     planned layers: 3x the forward pass);
+(c)  time to accuracy on Fashion-MNIST with the presets a teacher picks for it: `fit()`
+     wall time with its validation passes (the last epoch record's `elapsed`, which
+     status.json's `fit_seconds` equals) and the test accuracy reached; and, on a CPU with
+     fast bfloat16, the same with bfloat16 forced off (precision float32).
 
 CIFAR-10 cannot be downloaded here, so the CIFAR-shaped data is real Fashion-MNIST padded
-to 32×32 and repeated over 3 channels, written in the exact CIFAR-10 pickle format and read
+to 32x32 and repeated over 3 channels, written in the exact CIFAR-10 pickle format and read
 through the product's own CIFAR-10 loader. The machine is noisy: compare ratios from one run.
 """
 
@@ -28,11 +38,18 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile",
+                     "amx_bf16", "amx_int8")
+# (c): the presets for Fashion-MNIST and the targets of issue 11.
+TARGETS = {"efficient": (0.92, 30.0), "strong": (0.93, 90.0)}
 
 
 def write_cifar_shaped(folder: Path) -> Path:
@@ -103,8 +120,8 @@ def bench_engine_vs_fit(repeats: int, train_images: int, epochs: int) -> dict:
 
     from cnn import datasets, models, runs
     from cnn.callbacks import MetricsRecorder, RunController
-    from cnn.presets import preset
     from cnn.jobs import StatusWriter
+    from cnn.presets import preset
     from cnn.training import _RunProgress
 
     data = datasets.load("fashion_mnist", download_missing=False)
@@ -138,67 +155,92 @@ def bench_engine_vs_fit(repeats: int, train_images: int, epochs: int) -> dict:
             "train_images": train_images, "epochs": epochs}
 
 
-def bench_speed_vs_seed(data_dir: Path, repeats: int, images: int) -> dict:
-    """(b, speed) The seed's fit (float64 `x / 255.0`, float32 model, one batch per call)
-    vs the engine's (uint8 input, Rescaling in the model, bfloat16 where supported, up to
-    16 batches per call), same net and data, alternated in one process, one epoch each."""
-    result = run_child(THROUGHPUT_CALLBACK + f"""
-import json, statistics
-import keras
-from keras import layers, models, losses
-from cnn import datasets, models as cnn_models
-from cnn.presets import preset
-from cnn.training import steps_per_execution
-data = datasets.load("cifar10", download_missing=False)
-x, y = data.x_train[:{images}], data.y_train[:{images}].astype("int32")
-def seed():
-    model = models.Sequential([
-        layers.Input((32, 32, 3)),
-        layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation='relu'), layers.Flatten(),
-        layers.Dense(64, activation='relu'), layers.Dense(10)])
-    model.compile(optimizer='adam', metrics=['accuracy'],
-                  loss=losses.SparseCategoricalCrossentropy(from_logits=True))
-    meter = Throughput(64)
-    model.fit(x / 255.0, y, epochs=1, batch_size=64, verbose=0, callbacks=[meter])
-    return meter.images / meter.seconds
-def engine():
-    params = preset("tutorial", dataset="cifar10")
-    model = cnn_models.compile_model(cnn_models.make_model(params, (32, 32, 3), 10), params,
-                                     steps_per_execution=steps_per_execution(len(x) // 64))
-    meter = Throughput(64)
-    model.fit(x, y, epochs=1, batch_size=64, verbose=0, callbacks=[meter])
-    return meter.images / meter.seconds
-speeds = {{"seed": [], "engine": []}}
-for i in range({repeats}):
-    for name, f in ((("seed", seed), ("engine", engine)) if i % 2 == 0
-                    else (("engine", engine), ("seed", seed))):
-        speeds[name].append(f())
-ratios = [e / s for e, s in zip(speeds["engine"], speeds["seed"])]
-print(json.dumps({{**speeds, "ratio_median": statistics.median(ratios), "ratios": ratios}}))
-""", env={"CNN_DATA_DIR": str(data_dir)})
-    print(f"  (b) speed: {result}", file=sys.stderr)
-    return {**result, "images": images, "target": ">= 2"}
+
+# --- the CPU --------------------------------------------------------------------------------
+def cpu() -> dict:
+    """lscpu's model and the flags that matter; what `precision: auto` picks here."""
+    from cnn import runtime
+
+    model, flags = platform.processor() or "unknown", ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        model = fields.get("Model name", model).strip()
+        flags = fields.get("Flags", "")
+    except (OSError, subprocess.CalledProcessError):
+        flags = runtime._cpu_flags()
+    have = [f for f in FLAGS_THAT_MATTER if f in flags.split()]
+    return {"model": model, "cpus": os.cpu_count(), "flags": have,
+            "fast_bfloat16": runtime.cpu_has_fast_bf16(flags),
+            "python": platform.python_version()}
 
 
-def bench_tutorial_vs_seed(data_dir: Path, epochs: int) -> dict:
-    """(b) + (d): the engine vs the seed's script on 50,000 CIFAR-shaped images."""
-    ours = run_child(f"""
-        import json
-        from cnn import runs
-        from cnn.presets import preset
-        from cnn.training import execute
-        # No validation hold-out: the same 50,000 training images as the seed script.
-        run = runs.create_run(preset("tutorial", dataset="cifar10", epochs={epochs},
-                                     validation_split=0.0),
-                              {str(data_dir / 'runs')!r}, start=False)
-        status = execute(run)
-        print(json.dumps({{k: status.get(k) for k in ("state", "test_accuracy",
-            "train_images_per_second", "train_seconds", "train_images", "precision")}}))
-    """, env={"CNN_DATA_DIR": str(data_dir)})
-    print(f"  (b) engine: {ours}", file=sys.stderr)
-    seed = run_child(THROUGHPUT_CALLBACK + f"""
+def matmul_peak(dtypes: list[str], size: int = 4096, repeats: int = 6) -> dict:
+    """TensorFlow's matmul speed on this CPU, GFLOP/s per dtype (the best of `repeats`)."""
+    return run_child(f"""
+        import json, time
+        import tensorflow as tf
+        found = {{}}
+        for name in {dtypes!r}:
+            a = tf.random.normal(({size}, {size}), dtype=getattr(tf, name))
+            b = tf.random.normal(({size}, {size}), dtype=getattr(tf, name))
+            f = tf.function(lambda a, b: tf.matmul(a, b))
+            f(a, b).numpy()
+            times = []
+            for _ in range({repeats}):
+                t = time.perf_counter(); f(a, b).numpy(); times.append(time.perf_counter() - t)
+            found[name] = 2 * {size} ** 3 / min(times) / 1e9
+        print(json.dumps(found))
+    """)
+
+
+def training_flops_per_image(params, image_shape, num_classes) -> float:
+    """3x the forward pass's multiply-adds x 2, from the planned layers (convolutions:
+    weights x output positions; dense: weights)."""
+    from cnn import architecture
+
+    forward = 0.0
+    for row in architecture.plan(params, image_shape, num_classes):
+        if row.kind == "Conv2D":
+            height, width, channels = row.output_shape
+            forward += 2 * (row.parameters - channels) * height * width
+        elif row.kind == "Dense":
+            forward += 2 * (row.parameters - row.output_shape[-1])
+    return 3 * forward
+
+
+# --- (b) whole runs --------------------------------------------------------------------------
+def timed_process(args: list[str], env: dict[str, str]) -> dict:
+    """Wall time of a whole process, and its peak memory (psutil, sampled every 50 ms)."""
+    peak = 0
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env, "PYTHONPATH": str(REPO),
+                                 "TF_CPP_MIN_LOG_LEVEL": "2"}, cwd=REPO)
+    watched = psutil.Process(proc.pid)
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.wait(0.05):
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.Error:
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(err[-3000:])
+    return {"seconds": seconds, "peak_rss_mb": peak / 2**20,
+            "result": json.loads(out.strip().splitlines()[-1])}
+
+
+SEED_SCRIPT = THROUGHPUT_CALLBACK + """
 import json
 import numpy as np
 from keras import layers, models, losses
@@ -221,68 +263,138 @@ model.compile(optimizer='adam',
               loss=losses.SparseCategoricalCrossentropy(from_logits=True),
               metrics=['accuracy'])
 meter = Throughput(64)
-history = model.fit(train_images, train_labels, epochs={epochs}, verbose=0,
+history = model.fit(train_images, train_labels, epochs=EPOCHS, verbose=0,
                     validation_data=(test_images, test_labels), callbacks=[meter])
 test_loss, test_acc = model.evaluate(test_images, test_labels, verbose=0)
-print(json.dumps({{"test_accuracy": test_acc, "train_images_per_second":
-                  meter.images / meter.seconds, "train_images": len(train_images)}}))
-""", env={"CNN_DATA_DIR": str(data_dir)})
-    print(f"  (b) seed script: {seed}", file=sys.stderr)
-    return {
-        "epochs": epochs, "engine": ours, "seed_script": seed,
-        "speed_ratio_engine_vs_seed":
-            ours["train_images_per_second"] / seed["train_images_per_second"],
-        "target_speed": ">= 2", "peak_rss_mb_engine": ours["peak_rss_mb"],
-        "target_peak_rss_mb": "<= 1200",
-    }
+print(json.dumps({"test_accuracy": test_acc, "train_images_per_second":
+                  meter.images / meter.seconds, "train_images": len(train_images)}))
+"""
 
 
-def bench_time_to_92(preset_name: str, **overrides) -> dict:
+def bench_whole_runs(data_dir: Path, repeats: int, epochs: int) -> dict:
+    """(b) Ours (the CLI, which starts a worker) vs the seed's script, as whole processes."""
+    from cnn import runs
+
+    env = {"CNN_DATA_DIR": str(data_dir), "CNN_OFFLINE": "1", "CNN_WARM_WORKER": "0"}
+    ours_cmd = [sys.executable, "-m", "cnn", "train", "--dataset", "cifar10", "--preset",
+                "tutorial", "--epochs", str(epochs), "--validation-split", "0",
+                "--runs-dir", str(data_dir / "runs"), "--json"]
+    seed_cmd = [sys.executable, "-c", SEED_SCRIPT.replace("EPOCHS", str(epochs))]
+    trials = {"ours": [], "seed": []}
+    for i in range(repeats):
+        for name in (("ours", "seed") if i % 2 == 0 else ("seed", "ours")):
+            trial = timed_process(ours_cmd if name == "ours" else seed_cmd, env)
+            if name == "ours":
+                status = runs.get_run(trial["result"]["run_id"], data_dir / "runs").status()
+                trial["phases_s"] = {
+                    "process start, import, queue, worker start": trial["seconds"] - (
+                        status["finished"] - status["started"]),
+                    "load and build": status["prepare_seconds"],
+                    "fit": status["fit_seconds"], "save and test": status["test_seconds"]}
+                trial["worker_peak_memory_mb"] = status["peak_memory_mb"]
+                trial["train_images_per_second"] = status["train_images_per_second"]
+                trial["precision"] = status["precision"]
+            else:
+                trial["train_images_per_second"] = trial["result"]["train_images_per_second"]
+            trial["test_accuracy"] = trial["result"]["test_accuracy"]
+            trials[name].append(trial)
+            print(f"  (b) {name}: {trial['seconds']:.1f} s, test "
+                  f"{trial['test_accuracy']:.3f}", file=sys.stderr)
+    ours = statistics.median(t["seconds"] for t in trials["ours"])
+    seed = statistics.median(t["seconds"] for t in trials["seed"])
+    return {"epochs": epochs, "trials": trials, "ours_median_s": ours, "seed_median_s": seed,
+            "whole_run_speedup": seed / ours, "target_speedup": ">= 4",
+            "worker_peak_memory_mb": max(t["worker_peak_memory_mb"] for t in trials["ours"]),
+            "seed_peak_memory_mb": max(t["peak_rss_mb"] for t in trials["seed"]),
+            "target_peak_memory_mb": "<= 1200"}
+
+
+# --- (c) time to accuracy ---------------------------------------------------------------------
+def bench_time_to_accuracy(preset_name: str, precision: str = "auto") -> dict:
     """(c) Fit time of the preset on Fashion-MNIST and the test accuracy it reaches."""
     with tempfile.TemporaryDirectory() as tmp:
         result = run_child(f"""
             import json
-            from cnn import runs
-            from cnn.presets import preset
+            from cnn import datasets, runs
+            from cnn.presets import for_dataset
             from cnn.training import execute
-            run = runs.create_run(preset({preset_name!r}, dataset="fashion_mnist",
-                                         **{overrides!r}), {tmp!r}, start=False)
+            info = datasets.get_info("fashion_mnist")
+            run = runs.create_run(for_dataset({preset_name!r}, "fashion_mnist",
+                                              info.mirror_safe, precision={precision!r}),
+                                  {tmp!r}, start=False)
             status = execute(run)
             epochs = [r for r in run.metrics() if r["kind"] == "epoch"]
             print(json.dumps({{**{{k: status.get(k) for k in ("state", "test_accuracy",
-                "train_seconds", "train_images_per_second", "epochs_completed", "precision")}},
+                "fit_seconds", "train_images_per_second", "epochs_completed", "precision",
+                "peak_memory_mb")}},
+                "fit_elapsed_last_epoch": epochs[-1]["elapsed"],
                 "val_accuracy_by_epoch": [round(r["val_accuracy"], 4) for r in epochs],
                 "elapsed_by_epoch": [round(r["elapsed"], 1) for r in epochs]}}))
         """)
-    print(f"  (c) {result}", file=sys.stderr)
-    return {"preset": preset_name, **result, "target": ">= 0.92 in <= 45 s of training"}
+    target_accuracy, target_seconds = TARGETS.get(preset_name, (None, None))
+    result.update(preset=preset_name, target_accuracy=target_accuracy,
+                  target_fit_seconds=target_seconds)
+    if target_accuracy:
+        result["reached"] = (result["test_accuracy"] >= target_accuracy
+                             and result["fit_seconds"] <= target_seconds)
+    print(f"  (c) {preset_name} ({precision}): {result['test_accuracy']:.4f} after "
+          f"{result['fit_seconds']:.1f} s", file=sys.stderr)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="a,b,c", help="which of a,b,c (d comes with b)")
+    parser.add_argument("--only", default="cpu,a,b,c", help="which of cpu,a,b,c")
     parser.add_argument("--epochs", type=int, default=2, help="epochs for (b)")
-    parser.add_argument("--repeats", type=int, default=3, help="alternations for (a)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternations for (a), (b)")
+    parser.add_argument("--presets", default="efficient",
+                        help="presets for (c), e.g. efficient,strong")
     parser.add_argument("--out", type=Path, default=REPO / "bench-out" / "training.json")
     args = parser.parse_args()
     from cnn import datasets
+    from cnn.presets import preset
 
     if not datasets.is_available("fashion_mnist"):
         sys.exit("Needs Fashion-MNIST: set CNN_DATA_DIR (e.g. ../shared/datasets).")
-    results: dict = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
-                                 "python": platform.python_version()}}
     only = set(args.only.split(","))
+    results: dict = {"cpu": cpu()}
+    fast_bf16 = results["cpu"]["fast_bfloat16"]
+    print(f"CPU: {results['cpu']}", file=sys.stderr)
+
+    def save():
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1))
+
+    if "cpu" in only or "b" in only:
+        results["matmul_gflops"] = matmul_peak(["float32"] + ["bfloat16"] * fast_bf16)
+        print(f"  matmul peak: {results['matmul_gflops']}", file=sys.stderr)
+        save()
     if "a" in only:
         results["a_engine_vs_bare_fit"] = bench_engine_vs_fit(args.repeats, 20_000, 2)
-    if "b" in only or "d" in only:
+        save()
+    if "b" in only:
         with tempfile.TemporaryDirectory() as tmp:
             data_dir = write_cifar_shaped(Path(tmp))
-            results["b_speed_vs_seed"] = bench_speed_vs_seed(data_dir, args.repeats, 25_000)
-            results["b_d_tutorial_vs_seed"] = bench_tutorial_vs_seed(data_dir, args.epochs)
+            found = bench_whole_runs(data_dir, args.repeats, args.epochs)
+        flops = training_flops_per_image(preset("tutorial"), (32, 32, 3), 10)
+        images_per_second = statistics.median(t["train_images_per_second"]
+                                              for t in found["trials"]["ours"])
+        precision = found["trials"]["ours"][0]["precision"]
+        peak = results["matmul_gflops"]["bfloat16" if "bfloat16" in precision else "float32"]
+        found["step_loop"] = {
+            "training_mflop_per_image": flops / 1e6, "images_per_second": images_per_second,
+            "gflops": images_per_second * flops / 1e9, "matmul_peak_gflops": peak,
+            "share_of_peak": images_per_second * flops / 1e9 / peak,
+            "target_share": ">= 0.40 of the bfloat16 peak on a CPU with AMX"}
+        results["b_whole_runs"] = found
+        save()
     if "c" in only:
-        results["c_time_to_92"] = bench_time_to_92("efficient")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+        results["c_time_to_accuracy"] = [bench_time_to_accuracy(name)
+                                         for name in args.presets.split(",")]
+        if fast_bf16:  # nothing may get slower without bfloat16
+            results["c_time_to_accuracy"] += [
+                bench_time_to_accuracy(name, "float32") for name in args.presets.split(",")]
+        save()
     print(json.dumps(results, indent=1))
 
 

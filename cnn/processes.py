@@ -105,3 +105,15 @@ def spawn_detached(module: str, args: list[str], log_path: Path,
     # Reap it when it exits, so a long-lived server does not collect zombie processes.
     threading.Thread(target=process.wait, daemon=True, name=f"reap-{process.pid}").start()
     return ProcessId.of(process.pid) or ProcessId(process.pid, 0.0)
+
+
+def peak_memory_bytes() -> int | None:
+    """The most memory this process has held (peak resident set), or None where unknown.
+    psutil reports the peak only on Windows (peak_wset); elsewhere getrusage does, in KiB
+    on Linux and in bytes on macOS."""
+    if sys.platform == "win32":
+        return getattr(psutil.Process().memory_info(), "peak_wset", None)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cnn import datasets, evaluation, models
+from cnn import datasets, evaluation, models, processes
 from cnn.callbacks import MetricsRecorder, RunController
 from cnn.checkpoints import save_model
 from cnn.explain import SnapshotWriter
@@ -190,7 +190,8 @@ def _train_and_evaluate(run: Run, status: StatusWriter, min_record_interval: flo
                         callbacks=[signals, recorder, controller, progress, inside],
                         verbose=0)
     stopped = controller.stop_requested
-    fit_seconds = time.time() - fit_started - controller.paused_seconds
+    fit_ended = time.time()
+    fit_seconds = fit_ended - fit_started - controller.paused_seconds
     del splits, y_train, validation, history  # free the training images before evaluating
 
     # Test on the test set, as the tutorial's last step.
@@ -199,6 +200,7 @@ def _train_and_evaluate(run: Run, status: StatusWriter, min_record_interval: flo
     records = run.metrics()
     _write_history(run, records)
     result = evaluation.evaluate_model(run, model, data, callbacks=[signals])
+    peak = processes.peak_memory_bytes()
     epochs_trained = _epochs_trained(records)
     full = sum(1 for r in records if r.get("kind") == "epoch" and not r.get("partial"))
     how = ("Stopped when its time was up" if controller.stop_reason == "time limit"
@@ -216,6 +218,11 @@ def _train_and_evaluate(run: Run, status: StatusWriter, min_record_interval: flo
         # fit(): every epoch with its validation pass, pauses left out — what a class waits.
         "fit_seconds": fit_seconds,
         "train_seconds": fit_seconds,  # the same; the name older runs and the CLI use
+        # Where the rest of a run's time goes: loading and building before fit(), saving
+        # and testing after it (the worker's start is `started` - `created`).
+        "prepare_seconds": fit_started - status.fields.get("started", fit_started),
+        "test_seconds": time.time() - fit_ended,
+        "peak_memory_mb": round(peak / 2**20) if peak else None,
     }
 
 

@@ -78,8 +78,9 @@ def _healthy(url: str) -> bool:
 
 @contextmanager
 def serve(workdir: Path, startup_timeout: float = 120, warm: bool = False,
-          extra_env: dict[str, str] | None = None):
-    """`streamlit run streamlit_app.py` on a free port of 127.0.0.1 until the block ends.
+          extra_env: dict[str, str] | None = None, app_dir: Path = REPO):
+    """`streamlit run streamlit_app.py` (of `app_dir`: this checkout, or another version of
+    the app for a benchmark's baseline) on a free port of 127.0.0.1 until the block ends.
 
     The server gets CNN_RUNS_DIR=`workdir`/runs, CNN_OFFLINE=1, an empty Keras home in
     `workdir`, the caller's CNN_DATA_DIR and `extra_env`; warm workers only if `warm`.
@@ -102,8 +103,8 @@ def serve(workdir: Path, startup_timeout: float = 120, warm: bool = False,
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
              "--server.address", "127.0.0.1", "--server.port", str(port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
     app = LiveApp(url, runs_dir, process, log_path)
     try:
         deadline = time.monotonic() + startup_timeout

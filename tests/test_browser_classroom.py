@@ -1,13 +1,12 @@
 """A classroom in real browsers: one server in classroom mode, a teacher and a student in two
 browser contexts. The student's Train page follows the teacher's run and cannot stop it;
 the teacher's presenter link has large type and the live charts above the fold at
-1280×720 (the screenshot goes to assets/, as the projector shows it).
+1280×720 (the screenshot goes to tmp_path, as the projector shows it).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,6 @@ except ImportError:  # the `browser` fixture skips or fails first
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PROJECTOR = {"width": 1280, "height": 720}
 RUN_TIMEOUT_MS = 180_000
 # The computed font size of the page's body text, and the top of the first live chart.
@@ -78,7 +76,7 @@ def join(page, name: str) -> None:
                 raise
 
 
-def test_teacher_and_student(browser, lesson):
+def test_teacher_and_student(browser, lesson, tmp_path):
     app, token = lesson
     teacher_context, teacher = new_tab(browser)
     student_context, student = new_tab(browser)
@@ -131,8 +129,7 @@ def test_teacher_and_student(browser, lesson):
         assert presenter.evaluate(AXIS_LABEL_JS) >= 20
         top = presenter.evaluate(CHART_TOP_JS)
         assert top is not None and top < PROJECTOR["height"] - 200, top
-        ASSETS.mkdir(exist_ok=True)
-        presenter.screenshot(path=str(ASSETS / "screenshot-presenter-1280x720.png"))
+        presenter.screenshot(path=str(tmp_path / "presenter-1280x720.png"))
         presenter_context.close()
 
         # The teacher stops it; the student's page follows to the result.

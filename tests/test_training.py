@@ -27,6 +27,12 @@ def test_execute_trains_evaluates_and_stores_everything(tmp_path):
     assert status["state"] == runs.FINISHED, status
     assert status["epochs_completed"] == 2
     assert status["train_images_per_second"] > 0
+    # Where the run's time went, and the most memory the process held (TensorFlow alone is
+    # a few hundred MB, so a figure below 100 MB would be a wrong unit).
+    assert status["prepare_seconds"] > 0 and status["test_seconds"] > 0
+    assert status["fit_seconds"] + status["prepare_seconds"] + status["test_seconds"] == \
+        pytest.approx(status["finished"] - status["started"], abs=1.0)
+    assert 100 < status["peak_memory_mb"] < 8000
 
     records = run.metrics()
     epochs = [r for r in records if r["kind"] == "epoch"]
