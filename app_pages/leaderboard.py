@@ -29,7 +29,8 @@ if st.session_state.get(DATASET) not in trained:
     wanted = st.session_state.get(common.DATASET)
     st.session_state[DATASET] = wanted if wanted in trained else next(iter(trained))
 name = st.selectbox("Dataset", list(trained), key=DATASET,
-                    format_func=lambda n: f"{known[n].title} ({len(trained[n])} runs)")
+                    format_func=lambda n: f"{known[n].title} ({len(trained[n])} run"
+                    + ("s)" if len(trained[n]) != 1 else ")"))
 entries = trained[name]
 
 table = pd.DataFrame([{

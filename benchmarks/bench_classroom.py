@@ -307,6 +307,23 @@ async def part_appear(server: Server, args) -> dict:
 
 
 # --- start -------------------------------------------------------------------------------------
+async def warm_spare(server: Server, timeout: float = 90) -> bool:
+    """Ask for a warm worker, as the Train page does on every visit, and wait until it is
+    ready (an app without warm workers has none: False)."""
+    try:
+        from cnn import warm_workers
+    except ImportError:
+        return False
+    folder = server.runs_dir / warm_workers.FOLDER
+    warm_workers.ensure(server.runs_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(folder.glob("*.ready")):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def part_start(server: Server, args, datasets_here: list[str]) -> dict:
     from cnn import runs
     from cnn.presets import preset
@@ -315,6 +332,7 @@ async def part_start(server: Server, args, datasets_here: list[str]) -> dict:
     for repeat in range(args.start_repeats):
         for dataset in datasets_here if repeat % 2 == 0 else datasets_here[::-1]:
             server.check()
+            warm = await warm_spare(server)  # as the open Train page keeps one
             t0 = time.monotonic()
             created_wall = time.time()
             run = runs.create_run(preset("fast", dataset=dataset, epochs=50),
@@ -337,7 +355,8 @@ async def part_start(server: Server, args, datasets_here: list[str]) -> dict:
             finally:
                 await end_run(run)
             started = status.get("started")
-            trials.append({"dataset": dataset, "create_run_s": round(created, 3),
+            trials.append({"dataset": dataset, "warm_worker_ready": warm,
+                           "create_run_s": round(created, 3),
                            "first_record_s": round(first, 2) if first else None,
                            "first_batch_s": round(first_batch, 2) if first_batch else None,
                            "worker_started_s": round(started - created_wall, 2)

@@ -22,7 +22,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 PROJECTOR = {"width": 1280, "height": 720}
 PHONE = {"width": 390, "height": 844}
-SHOTS = [  # (file, page, query, viewport, full page)
+SHOTS = [  # (file, page, query, viewport, whole page: 1800 px tall)
     ("screenshot-home.png", "", "", PROJECTOR, False),
     ("screenshot-data.png", "data", "", PROJECTOR, True),
     ("screenshot-train-settings.png", "train", "?dataset=fashion_mnist&preset=efficient",
@@ -42,19 +42,26 @@ def main() -> None:
             live_app.serve(Path(tmp), extra_env={"CNN_READY_MODELS": "1"}) as app, \
             sync_playwright() as playwright:
         browser = live_app.launch_chromium(playwright)
+        only = set(sys.argv[1:])  # file names, to retake some
         for name, path, query, viewport, full in SHOTS:
-            page = browser.new_page(viewport=viewport)
+            if only and name not in only:
+                continue
+            # Streamlit scrolls inside its own container, so a whole page needs a tall window.
+            page = browser.new_page(viewport={**viewport, "height": 1800} if full else viewport)
             page.set_default_timeout(60_000)
             page.goto(f"{app.url}/{path}{query}")
-            page.get_by_role("heading", level=1).first.wait_for()
+            if "presenter" in query:  # no title: the run's curves first
+                page.get_by_test_id("stVegaLiteChart").first.wait_for()
+            else:
+                page.get_by_role("heading", level=1).first.wait_for()
             live_app.wait_until_idle(page)
             if path == "classify":
-                page.get_by_role("tab", name="Test image").click()  # (the icon is part of its name)
+                page.get_by_role("tab", name="Test image").click()  # (with its icon's name)
                 live_app.wait_until_idle(page)
                 page.get_by_role("button", name="Pick a random test image").click()
                 live_app.wait_until_idle(page)
             page.wait_for_timeout(1500)  # charts and images arrive after the script ends
-            page.screenshot(path=str(out / name), full_page=full)
+            page.screenshot(path=str(out / name))
             page.close()
             print(out / name)
         browser.close()

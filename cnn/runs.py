@@ -244,17 +244,21 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
 
 
 def fingerprint(root: str | Path | None = None, finished_only: bool = False) -> tuple:
-    """Changes whenever the list of runs or what any run's status says changes (a run
-    started, stopped, finished or deleted, by anyone); cheap enough to poll every second
-    from every browser (a stat per run, a process lookup per active run). With
-    `finished_only`, only runs that have ended count (a results page need not redraw at
-    every epoch of a run training elsewhere)."""
-    versions = []
+    """Changes whenever a run appears, changes state (queued, training, paused, finished,
+    ...) or is deleted, by anyone — not at every epoch of a run that trains, whose progress
+    the pages' live parts show themselves (a whole page redrawn at every status write, in
+    thirty browsers, took a core). With `finished_only`, only runs that have ended count,
+    and any change to one of them (its results recomputed). Cheap enough to poll every
+    second from every browser: a stat per run, a process lookup per active run."""
+    seen = []
     for path in jobs.list_job_paths(runs_dir(root)):
         run = Run(path)
-        if not finished_only or run.state() in FINAL_STATES:
-            versions.append(run.version())
-    return tuple(sorted(versions))
+        state = run.state()
+        if not finished_only:
+            seen.append((run.id, state))
+        elif state in FINAL_STATES:
+            seen.append(run.version())
+    return tuple(sorted(seen, key=repr))
 
 
 def get_run(run_id: str, root: str | Path | None = None) -> Run:

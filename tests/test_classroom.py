@@ -165,6 +165,13 @@ def test_an_open_train_page_notices_a_run_started_elsewhere(monkeypatch, tmp_pat
         assert seen != at.session_state["runs_seen"]  # what the page's watcher compares
         at.run()  # the watcher reruns the page: it now shows the run that trains
         assert at.selectbox(key="train_run").value == newer.id
+        # Progress written while it trains is not a change to redraw the page for (its
+        # live view shows it); a state change is.
+        seen = runs.fingerprint()
+        support.set_status(newer, state=runs.RUNNING, message="Epoch 2…", epochs_completed=1)
+        assert runs.fingerprint() == seen
+        support.set_status(newer, state=runs.PAUSED, message="Paused")
+        assert runs.fingerprint() != seen
 
 
 def test_the_train_form_lives_in_the_link(monkeypatch, tmp_path):
