@@ -58,3 +58,18 @@ def browser():
         chromium = live_app.launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def page(browser, app, request):
+    """A fresh tab on the module's `app`, at the module's VIEWPORT (else a projector's
+    1280×720), with its TIMEOUT_MS (else 60 s); JavaScript errors in it fail the test."""
+    viewport = getattr(request.module, "VIEWPORT", {"width": 1280, "height": 720})
+    context = browser.new_context(viewport=viewport)
+    tab = context.new_page()
+    tab.set_default_timeout(getattr(request.module, "TIMEOUT_MS", 60_000))
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(error))
+    yield tab
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"

@@ -165,6 +165,19 @@ def title(page, name: str):
     return page.get_by_role("heading", level=1, name=PAGES[name][1])
 
 
+def assert_clean(page, app: LiveApp) -> None:
+    """No exception box from Streamlit and no traceback or error text anywhere on the page
+    (with the server's log in the message when there is one)."""
+    from playwright.sync_api import expect
+
+    exceptions = page.get_by_test_id("stException")
+    if exceptions.count():
+        raise AssertionError(f"Streamlit exception on the page: {exceptions.first.inner_text()}"
+                             f"\n--- server log ---\n{app.log()[-4000:]}")
+    expect(page.get_by_text("Traceback")).to_have_count(0)
+    expect(page.get_by_text("This app has encountered an error")).to_have_count(0)
+
+
 def wait_until_idle(page, timeout: float = 60_000) -> None:
     """Until no script or fragment runs. Call it after waiting for something the rerun you
     caused draws: straight after a click the previous run's "notRunning" still shows."""

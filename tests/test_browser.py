@@ -22,7 +22,7 @@ from PIL import Image
 
 import live_app
 from cnn import runs
-from live_app import choose, go_to, open_page, set_number, title, wait_until_idle
+from live_app import assert_clean, choose, go_to, open_page, set_number, title, wait_until_idle
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -67,19 +67,6 @@ def app(browser, tmp_path_factory):
         yield served
 
 
-@pytest.fixture
-def page(browser, app):
-    """A fresh browser tab; JavaScript errors in it fail the test."""
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    errors = []
-    tab.on("pageerror", lambda error: errors.append(error))
-    yield tab
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
-
-
 class Shots:
     """Numbered screenshots in a folder, one per step. Streamlit scrolls inside its main
     block, so a screenshot shows the window: `show` scrolls what matters into it first."""
@@ -94,16 +81,6 @@ class Shots:
         path = self.folder / f"{self.count:02d}-{name}.png"
         page.screenshot(path=str(path))
         return path
-
-
-def assert_clean(page, app) -> None:
-    """No exception box from Streamlit and no traceback text anywhere on the page."""
-    exceptions = page.get_by_test_id("stException")
-    if exceptions.count():
-        raise AssertionError(f"Streamlit exception on the page: {exceptions.first.inner_text()}"
-                             f"\n--- server log ---\n{app.log()[-4000:]}")
-    expect(page.get_by_text("Traceback")).to_have_count(0)
-    expect(page.get_by_text("This app has encountered an error")).to_have_count(0)
 
 
 def metric_value(page, label: str):

@@ -14,7 +14,7 @@ import re
 import live_app
 import numpy as np
 import pytest
-from live_app import open_page, wait_until_idle
+from live_app import assert_clean, open_page, wait_until_idle
 
 from cnn import runs, training
 from cnn.presets import preset
@@ -44,27 +44,6 @@ def app(browser, tmp_path_factory):
         assert training.execute(run, min_record_interval=0)["state"] == runs.FINISHED
         served.run = run
         yield served
-
-
-@pytest.fixture
-def page(browser, app):
-    """A fresh tab at a projector's 1280×720; JavaScript errors in it fail the test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    errors = []
-    tab.on("pageerror", lambda error: errors.append(error))
-    yield tab
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
-
-
-def assert_clean(page, app) -> None:
-    exceptions = page.get_by_test_id("stException")
-    if exceptions.count():
-        raise AssertionError(f"Streamlit exception on the page: {exceptions.first.inner_text()}"
-                             f"\n--- server log ---\n{app.log()[-4000:]}")
-    expect(page.get_by_text("Traceback")).to_have_count(0)
 
 
 def heatmap(page, looked_for: str):

@@ -20,7 +20,7 @@ from test_own_datasets import photo_files, write_folder
 
 import live_app
 from cnn import datasets, own_datasets, runs
-from live_app import set_number, wait_until_idle
+from live_app import assert_clean, set_number, wait_until_idle
 
 try:
     from playwright.sync_api import expect
@@ -48,26 +48,6 @@ def app(browser, data_dir, tmp_path_factory):
         with live_app.serve(tmp_path_factory.mktemp("live-app")) as served:
             patch.undo()
             yield served
-
-
-@pytest.fixture
-def page(browser, app):
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    errors = []
-    tab.on("pageerror", lambda error: errors.append(error))
-    yield tab
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
-
-
-def assert_clean(page, app) -> None:
-    exceptions = page.get_by_test_id("stException")
-    if exceptions.count():
-        raise AssertionError(f"Streamlit exception on the page: {exceptions.first.inner_text()}"
-                             f"\n--- server log ---\n{app.log()[-4000:]}")
-    expect(page.get_by_text("Traceback")).to_have_count(0)
 
 
 def shot(page, folder: Path, name: str) -> None:
