@@ -111,6 +111,7 @@ def test_make_train_and_classify_a_drawn_dataset(page, app, data_dir, tmp_path):
     assert info.own and info.class_names == ("one", "zero") and info.light_on_dark
     expect(page.get_by_role("combobox", name="Dataset")).to_have_value("zero_one")
     page.get_by_role("radio", name="Drawings").click()
+    expect(page.get_by_text(re.compile(r"^For drawings \(digits, your own"))).to_be_visible()
     wait_until_idle(page)
     set_number(page, "Epochs", 2)
     expect(page.get_by_text("· 2 epochs")).to_be_visible()
@@ -156,9 +157,15 @@ def test_a_folder_of_class_folders_uploaded_on_the_data_page(page, app, data_dir
     page.get_by_text("Your own images: add a zip or a folder").click()
     page.get_by_role("radiogroup", name="Upload").get_by_text("a folder of class folders").click()
     expect(page.get_by_role("radio", name="a folder of class folders")).to_be_checked()
+    # The radio shows checked at once; the folder uploader comes with the rerun the click
+    # caused (until it ends, the zip uploader is still on the page too).
+    uploader = page.get_by_label("Folder of class folders (cats").get_by_test_id(
+        "stFileUploaderDropzoneInput")
+    expect(uploader).to_have_attribute("webkitdirectory", re.compile(".*"))
     wait_until_idle(page)
+    expect(page.get_by_test_id("stFileUploaderDropzoneInput")).to_have_count(1)
     # The browser sends each file with its path inside the chosen folder.
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(source)
+    uploader.set_input_files(source)
     name = page.get_by_role("textbox", name="Dataset name")
     expect(name).to_have_value("kitchen")
     wait_until_idle(page)
