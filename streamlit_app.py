@@ -2,7 +2,12 @@
 
 import streamlit as st
 
-from app_pages import classroom_ui, common, visitor
+from app_pages import (
+    classroom_ui,
+    common,
+    streamlit_fixes,  # noqa: F401  (changes how Streamlit runs scripts)
+    visitor,
+)
 
 common.init_state()  # reads the link: who this is, and how they see the app
 presenter = visitor.flag("presenter")

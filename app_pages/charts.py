@@ -34,8 +34,8 @@ def configured(chart, big: bool):
                        symbolSize=160 if not big else 260).configure_view(strokeWidth=0)
 
 
-def live_metric(data: pd.DataFrame, metric: str, epochs: float,
-                markers: pd.DataFrame | None = None, big: bool = False,
+def live_metric(data: pd.DataFrame | bytes, metric: str, epochs: float,
+                markers: pd.DataFrame | bytes | None = None, big: bool = False,
                 height: int = 340) -> dict:
     """A live learning curve as a Vega-Lite spec for st.vega_lite_chart. Thin line:
     training over the latest batches; dots and thick lines: each epoch; hollow dot: the
@@ -44,13 +44,26 @@ def live_metric(data: pd.DataFrame, metric: str, epochs: float,
 
     Thirty browsers watch the same run, each redrawn every second: building the chart with
     Altair costs ~50-100 ms, so the spec is built once per shape (metric, run length, size)
-    and only the data is swapped in (named datasets `points` and `markers`)."""
-    spec = json.loads(_live_template(metric, float(epochs), big, height,
-                                     markers is not None and not markers.empty))
+    and only the data is swapped in (named datasets `points` and `markers`), as DataFrames
+    or as Arrow bytes made once for every browser (`arrow_bytes`)."""
+    with_markers = markers is not None and len(markers) > 0
+    spec = json.loads(_live_template(metric, float(epochs), big, height, with_markers))
     spec["datasets"] = {"points": data}
-    if markers is not None and not markers.empty:
+    if with_markers:
         spec["datasets"]["markers"] = markers
     return spec
+
+
+def arrow_bytes(data: pd.DataFrame) -> bytes:
+    """A chart's data as Streamlit sends it to the browser (an Arrow IPC stream), made once
+    for all the browsers that show it: st.vega_lite_chart takes such bytes as they are."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(data)  # as Streamlit converts a DataFrame
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 @functools.lru_cache(maxsize=64)

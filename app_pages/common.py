@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
+from app_pages import live_runs
 from cnn import datasets, runs
 from cnn.errors import CnnError
 
@@ -168,20 +170,33 @@ def _remember_run(key: str) -> None:
 
 
 # --- following the truth on disk ------------------------------------------------------
-def watch_runs(active: bool, finished_only: bool = False) -> None:
+def watch_runs(active: bool, finished_only: bool = False, poll: bool = True) -> None:
     """Redraw the page when a run starts, changes state, ends or is deleted — from any
-    browser or the command line — within a second while something trains, two when idle.
-    Each look is a stat per run (`runs.fingerprint`); nothing is redrawn when nothing
-    changed, so an idle browser costs the server almost nothing. `finished_only`: only
-    runs that end or disappear matter (results pages)."""
+    browser or the command line — within a second or two while something trains, two or
+    three when idle. Each look is a look-up in the fingerprint all browsers share
+    (live_runs); nothing is redrawn when nothing changed, so an idle browser costs the
+    server almost nothing. `finished_only`: only runs that end or disappear matter
+    (results pages). `poll=False`: a live part of the page already calls `runs_changed`
+    every second (one timer per browser, not two)."""
     st.session_state["runs_watch"] = finished_only
-    st.session_state["runs_seen"] = runs.fingerprint(finished_only=finished_only)
-    (_watch_fast if active else _watch_slow)()
+    st.session_state["runs_seen"] = live_runs.fingerprint(finished_only)
+    if poll:
+        (_watch_fast if active else _watch_slow)()
+
+
+def browser_id() -> str:
+    """A random name for this browser tab's session (for counting who watches)."""
+    return st.session_state.setdefault("browser_id", uuid.uuid4().hex)
+
+
+def runs_changed() -> bool:
+    """Whether the runs changed since this page was drawn (see watch_runs)."""
+    seen = live_runs.fingerprint(st.session_state.get("runs_watch", False))
+    return seen != st.session_state.get("runs_seen")
 
 
 def _look_again() -> None:
-    seen = runs.fingerprint(finished_only=st.session_state.get("runs_watch", False))
-    if seen != st.session_state.get("runs_seen"):
+    if runs_changed():
         st.rerun(scope="app")
 
 

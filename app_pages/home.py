@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from app_pages import common
-from cnn import progress, runs
+from app_pages import common, live_runs
+from cnn import runs
 from cnn.errors import CnnError
 
 # (icon, step, one sentence, page, link label)
@@ -23,38 +23,37 @@ STEPS = [
 ]
 
 
-def _progress(run: runs.Run, status: dict) -> tuple[float, str]:
-    """(fraction done, "Epoch 2 of 10 · batch 120 of 704"), else the status message."""
-    message = status.get("message") or status.get("state", "")
-    try:
-        done = progress.progress(run.metrics(), run.config.epochs, detailed=False)
-    except CnnError:
-        return 0.0, message
-    return done if done and status.get("state") == runs.RUNNING else (0.0, message)
-
-
-def now_running(active: list[runs.Run]) -> None:
-    """The runs queued or training now, whoever started them."""
+def now_running(active: list[str]) -> None:
+    """The runs queued or training now, whoever started them (by id, oldest first)."""
     if not active:
         st.caption("Nothing is training right now.")
         return
-    for run in active:
-        status = run.status()
-        fraction, text = _progress(run, status)
+    for run_id in active:
+        try:
+            snap = live_runs.snapshot(run_id)
+        except CnnError:  # deleted a moment ago
+            continue
+        message = snap.status.get("message") or snap.state or ""
+        fraction, text = (snap.short_progress if snap.short_progress
+                          and snap.state == runs.RUNNING else (0.0, message))
         with st.container(border=True):
-            st.markdown(f"**{common.md(common.run_label(run))}**")
-            if status.get("state") == runs.QUEUED:
+            st.markdown(f"**{common.md(common.run_label(snap.run))}**")
+            if snap.state == runs.QUEUED:
                 st.caption("⏳ Waiting for its turn.")
             else:
                 st.progress(fraction, text=common.md(text))
     st.page_link(common.TRAIN, label="Watch it on the Train page", icon="🏋️")
 
 
-# While something trains, its progress is redrawn every two seconds; when nothing does,
-# the page only looks (cheaply) for a run starting anywhere.
-@st.fragment(run_every=2.0)
-def live_now_running() -> None:
-    now_running(runs.active_runs())
+# While something trains, its progress is redrawn every 1.5 s from the snapshot all
+# browsers share, and this is also the page's look for runs starting or ending anywhere
+# (one timer per browser, not two); when nothing trains, the page only looks (cheaply) for
+# a run starting.
+@st.fragment(run_every=1.5)
+def live_now_running(active: list[str]) -> None:
+    if common.runs_changed():
+        st.rerun(scope="app")
+    now_running(active)
 
 
 st.title("🧠 CNN Playground")
@@ -72,13 +71,13 @@ for row in (numbered[:3], numbered[3:]):
 st.caption("Then try your network on your own pictures or drawings:")
 st.page_link(common.CLASSIFY, label="Classify", icon="🔍")
 
-active = runs.active_runs()
-common.watch_runs(bool(active))
+active = [run.id for run in runs.active_runs()]
+common.watch_runs(bool(active), poll=not active)
 running, latest = st.columns(2, gap="large")
 with running:
     st.subheader("Training now")
     if active:
-        live_now_running()
+        live_now_running(active)
     else:
         now_running(active)
 with latest:

@@ -1,17 +1,16 @@
 """One run as the Train page shows it, read from its files: state, progress, controls
-(Stop, learning rate), the live curves and the results. The page redraws it every second
-while the run is active; another browser sees the same."""
+(Stop, learning rate), the live curves and the results. While the run is active, only its
+progress and curves are redrawn every second (from the snapshot all browsers share,
+live_runs); a change of state redraws the page. Another browser sees the same."""
 
 from __future__ import annotations
 
-import threading
-
 import streamlit as st
 
-from app_pages import charts, common, inside_live, visitor
-from cnn import classroom, curves, datasets, presets, progress, runs
+from app_pages import common, inside_live, live_runs, visitor
+from app_pages.live_runs import Snapshot, snapshot
+from cnn import classroom, datasets, presets, progress, runs
 from cnn.errors import CnnError
-from cnn.store import JsonLinesReader
 
 STOP = "train_stop"
 ACTION_ERROR = "train_action_error"
@@ -27,19 +26,6 @@ STATE_BADGES = {
     runs.INTERRUPTED: ("Interrupted", "⚠️", "red"),
     runs.DAMAGED: ("Damaged", "🩹", "red"),
 }
-
-
-@st.cache_resource(max_entries=32)
-def _metrics_reader(path: str) -> tuple[JsonLinesReader, threading.Lock]:
-    return JsonLinesReader(path), threading.Lock()
-
-
-def records(run: runs.Run) -> list[dict]:
-    """The run's metrics records, reading only the bytes added since the last look (one
-    reader per run for the whole server)."""
-    reader, lock = _metrics_reader(str(run.metrics_path))
-    with lock:
-        return runs.clean_records(reader.read())
 
 
 def _ordinal(n: int) -> str:
@@ -65,22 +51,22 @@ def _act(run: runs.Run, action: str, *args) -> None:
 GUEST = classroom.Person(classroom.STUDENT, "a guest", "")
 
 
-def _controls(run: runs.Run, params, status: dict, records_: list[dict],
-              fraction: float | None) -> None:
+def _controls(snap: Snapshot) -> None:
     """Stop / Cancel, Pause / Resume / Step and the live learning-rate buttons — for the
-    run's owner and the teacher. The row keeps its place while a run stops (disabled
-    buttons), so the charts below do not jump."""
-    state, hidden = status.get("state"), visitor.hidden()
+    run's owner and the teacher. Drawn with the page (not every second): each change of
+    state (stopping, paused, ended) redraws the page. The row keeps its place while a run
+    stops (disabled buttons), so the charts below do not jump."""
+    run, status, state, hidden = snap.run, snap.status, snap.state, visitor.hidden()
     if not classroom.may_control(visitor.person() or GUEST, status):
         st.caption(f"Only {common.md(status.get('owner') or 'its owner')} or the teacher "
                    "can stop or change this run; everyone can watch it.")
         return
-    stopping = state == runs.STOPPING or bool(run.control().get("stop"))
-    paused = state == runs.PAUSED or bool(run.control().get("paused"))
+    stopping = state == runs.STOPPING or bool(snap.control.get("stop"))
+    paused = state == runs.PAUSED or bool(snap.control.get("paused"))
     # Changing the learning rate, pausing or stepping make sense only while batches are
     # still to come.
     live = state in (runs.RUNNING, runs.PAUSED) and not stopping and \
-        fraction is not None and fraction < 1
+        snap.progress is not None and snap.progress[0] < 1
     with st.container(horizontal=True, vertical_alignment="center", key="train_controls"):
         if "controls" not in hidden:
             st.button("Stop training" if state != runs.QUEUED else "Cancel", key=STOP,
@@ -101,17 +87,13 @@ def _controls(run: runs.Run, params, status: dict, records_: list[dict],
                           disabled=not (live and paused),
                           help="While paused: train to the end of this epoch, then hold.")
         if state != runs.QUEUED and "learning_rate" not in hidden:
-            peak = run.control().get("learning_rate", params.learning_rate)
+            peak = snap.control.get("learning_rate", snap.params.learning_rate)
             st.button("Learning rate ÷ 2", key="train_lr_down", on_click=_act,
                       args=(run, "set_learning_rate", peak / 2), disabled=not live,
                       help="From the next batch on.")
             st.button("Learning rate × 2", key="train_lr_up", on_click=_act,
                       args=(run, "set_learning_rate", min(peak * 2, 10.0)),
                       disabled=not live or peak * 2 > 10, help="From the next batch on.")
-            now = next((r["learning_rate"] for r in reversed(records_)
-                        if r.get("learning_rate") is not None), None)
-            if now is not None:
-                st.caption(f"Learning rate now: {now:.2g}")
     error = st.session_state.pop(ACTION_ERROR, None)
     if error:
         common.show_error(error)
@@ -153,18 +135,15 @@ def _results(run: runs.Run, status: dict, state: str, message: str) -> None:
         st.info(common.md(message))
 
 
-def _charts(params, records_: list[dict], big: bool) -> None:
-    markers = curves.learning_rate_changes(records_)
+def _charts(snap: Snapshot, big: bool) -> None:
     for col, metric in zip(st.columns(2, gap="large"), ("loss", "accuracy")):
-        data = curves.training_curves(records_, metric, params.batch_size)
-        col.vega_lite_chart(spec=charts.live_metric(data, metric, params.epochs, markers,
-                                                    big=big, height=300 if big else 340),
+        col.vega_lite_chart(spec=snap.chart(metric, big, height=300 if big else 340),
                             width="stretch")
     st.caption("Thin line: training, over the latest batches (smoothed). Dots: averages over "
                "each epoch — validation uses images held back from training"
-               + (", and its first dot comes when the first epoch ends." if not any(
-                   r.get("kind") == "epoch" for r in records_) else ".")
-               + (" Dashed lines: the learning rate was changed." if not markers.empty
+               + (", and its first dot comes when the first epoch ends."
+                  if not snap.has_epoch else ".")
+               + (" Dashed lines: the learning rate was changed." if snap.has_markers
                   else ""))
 
 
@@ -175,62 +154,122 @@ def _class_names(params) -> list[str] | None:
         return None
 
 
-def show(run: runs.Run, status: dict, big: bool = False) -> None:
-    """Everything about one run, from its files."""
-    try:
-        params = run.config
-    except CnnError as error:
-        common.show_error(error)
-        return
-    state = status.get("state")
-    records_ = records(run)
-    message = status.get("message") or ""
-    waiting = run.waiting() if state == runs.QUEUED else None
+def _phase(snap: Snapshot) -> tuple:
+    """What the page (not only its live part) shows of a run: its state, and once it
+    trains, the worker's message (training, paused, testing…). Before the first batch the
+    message (loading, downloading: 12.3 MB…) changes often and is shown live instead."""
+    return snap.state, snap.status.get("message") if snap.progress else None
 
+
+def _header(snap: Snapshot) -> None:
+    """The run's state, the worker's message and the settings, as of this drawing."""
     with st.container(horizontal=True, vertical_alignment="center"):
-        if waiting and waiting[0] == "starting":
+        if snap.waiting and snap.waiting[0] == "starting":
             st.badge("Starting", icon="🚀", color="blue")
             st.markdown("**Starting the training process…**")
         else:
-            _badge(state)
-            if state in runs.ACTIVE_STATES:
-                st.markdown(f"**{common.md(message)}**")
-        st.caption(common.md(presets.settings_line(params)))
+            _badge(snap.state)
+            if snap.state in runs.ACTIVE_STATES and snap.progress:
+                st.markdown(f"**{common.md(snap.status.get('message') or '')}**")
+        st.caption(common.md(presets.settings_line(snap.params)))
 
-    if waiting and waiting[0] == "queued":
-        st.info(f"Queued — {_ordinal(waiting[1])} in line. It starts by itself when the run "
-                "before it ends.", icon="⏳")
-    done = progress.progress(records_, params.epochs) if state in runs.ACTIVE_STATES \
-        else None
-    if state in runs.ACTIVE_STATES and state != runs.QUEUED:
-        st.progress(*(done or (0.0, message)))
-    if big and records_:  # the presenter view: the curves first, above the fold
-        _charts(params, records_, big)
-    if state in runs.ACTIVE_STATES:
-        if state == runs.STOPPING or run.control().get("stop"):
-            st.warning("Stopping… the network keeps what it has learnt so far and is then "
-                       "tested.", icon="✋")
-        _controls(run, params, status, records_, done[0] if done else None)
-    _results(run, status, state, message)
-    if records_ and not big:
-        _charts(params, records_, big)
-    if run.inside_path.exists():
+
+def _progress(snap: Snapshot) -> None:
+    """Where the run is now: its place in the queue, or the progress bar (the epoch and
+    batch, the speed, the time left, the learning rate; the worker's message before the
+    first batch)."""
+    if snap.state == runs.QUEUED:
+        if snap.waiting and snap.waiting[0] == "queued":
+            st.info(f"Queued — {_ordinal(snap.waiting[1])} in line. It starts by itself when "
+                    "the run before it ends.", icon="⏳")
+        return
+    if snap.progress is None:
+        st.progress(0.0, text=common.md(snap.status.get("message") or ""))
+        return
+    fraction, text = snap.progress
+    if snap.learning_rate_now is not None:
+        text += f" · learning rate {snap.learning_rate_now:.2g}"
+    st.progress(fraction, text=text)
+
+
+def _inside(snap: Snapshot, big: bool) -> None:
+    """The first filters and one image's maps, as of the newest epoch: while the run trains
+    (its first snapshot comes when training begins), or as they ended."""
+    active = snap.state in runs.ACTIVE_STATES
+    if active or snap.run.inside_path.exists():
         with st.expander("Inside the network, as it learns", icon=":material/biotech:",
-                         expanded=state in runs.ACTIVE_STATES and not big):
-            inside_live.live_snapshot_panel(run.inside_path, _class_names(params))
+                         expanded=active and not big):
+            if active:
+                _live_inside(str(snap.run.inside_path), _class_names(snap.params))
+            else:
+                inside_live.live_snapshot_panel(snap.run.inside_path,
+                                                _class_names(snap.params))
 
 
-@st.fragment(run_every=1.0)
-def live(run_id: str, shown_state: str, big: bool = False) -> None:
-    """The run, re-read from disk every second while it is queued or training."""
+@st.fragment(run_every=5.0)
+def _live_inside(path: str, class_names: list[str] | None) -> None:
+    """The newest per-epoch snapshot of the filters and maps: a look every 5 s (an epoch
+    takes seconds to minutes; each look redraws a dozen pictures and captions)."""
+    inside_live.live_snapshot_panel(path, class_names)
+
+
+def show(snap: Snapshot, big: bool = False) -> None:
+    """A run that is not training (finished, stopped, failed, damaged), from its files."""
+    if snap.problem is not None:
+        common.show_error(snap.problem)
+        return
+    _header(snap)
+    if big and snap.records:  # the presenter view: the curves first, above the fold
+        _charts(snap, big)
+    _results(snap.run, snap.status, snap.state, snap.status.get("message") or "")
+    if snap.records and not big:
+        _charts(snap, big)
+    _inside(snap, big)
+
+
+def live(snap: Snapshot, big: bool = False) -> None:
+    """A run that is queued or training: the controls with the page, its progress and
+    curves redrawn every second, until its state changes."""
+    if snap.problem is not None:
+        common.show_error(snap.problem)
+        return
+    _header(snap)
+    if not big:
+        _stopping_and_controls(snap)
+    crowd = live_runs.watchers(snap.run.id) > live_runs.MANY_WATCHERS
+    (_live_part_for_a_crowd if crowd else _live_part_every_second)(
+        snap.run.id, _phase(snap), big)
+    if big:  # the presenter view: the curves first, above the fold
+        _stopping_and_controls(snap)
+    _inside(snap, big)
+
+
+def _stopping_and_controls(snap: Snapshot) -> None:
+    if snap.state == runs.STOPPING or snap.control.get("stop"):
+        st.warning("Stopping… the network keeps what it has learnt so far and is then "
+                   "tested.", icon="✋")
+    _controls(snap)
+
+
+def _live_part(run_id: str, shown_phase: tuple, big: bool) -> None:
+    """The progress and the curves, redrawn every second (1.5 s while more than
+    live_runs.MANY_WATCHERS browsers watch: thirty at 1 s took a third of a core from the
+    training), from the snapshot all browsers share. This is also the page's look for runs
+    started, ended or deleted anywhere."""
     try:
-        run = runs.get_run(run_id)
-        status = run.status()
+        snap = snapshot(run_id)
     except CnnError as error:
         common.show_error(error)
         return
-    if status.get("state") != shown_state:
-        # A new state (started, stopping, ended): redraw the whole page once, so the run
-        # list says it too; an ended run is then drawn without polling.
+    if _phase(snap) != shown_phase or common.runs_changed():
+        # A new state (started, paused, stopping, ended) or another run: redraw the whole
+        # page once, so the run list, the badge and the controls say it too.
         st.rerun(scope="app")
-    show(run, status, big)
+    live_runs.watching(run_id, common.browser_id())
+    _progress(snap)
+    if snap.records:
+        _charts(snap, big)
+
+
+_live_part_every_second = st.fragment(run_every=1.0)(_live_part)
+_live_part_for_a_crowd = st.fragment(run_every=1.5)(_live_part)

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import (classroom_ui, common, form_state, planned_network, run_view, train_form,
-                       visitor)
+from app_pages import (
+    classroom_ui,
+    common,
+    form_state,
+    live_runs,
+    planned_network,
+    run_view,
+    train_form,
+    visitor,
+)
 from cnn import classroom, datasets, runs, warm_workers
 from cnn.errors import CnnError
 
@@ -57,28 +65,30 @@ def shown_run(all_runs: list[runs.Run], active: list[runs.Run]) -> str:
     return active[-1].id if active else ids[0]
 
 
-def training_tab(active: list[runs.Run], big: bool) -> None:
-    all_runs = runs.list_runs()
-    if not all_runs:
+def training_tab(big: bool) -> None:
+    """The run this browser shows (as of now: a run just started included); the page
+    watches for runs changing anywhere (a live run's view does it itself)."""
+    all_runs, active = runs.list_runs(), runs.active_runs()
+    selected = shown_run(all_runs, active) if all_runs else None
+    common.watch_runs(bool(active), poll=selected not in {run.id for run in active})
+    if selected is None:
         st.info("Nothing has been trained yet. Choose the settings, then press "
                 "**Start training**.", icon="👆")
         return
-    selected = shown_run(all_runs, active)
     st.session_state[RUN] = selected
     labels = {run.id: common.run_label(run) for run in all_runs}
     if not big:  # the presenter view shows the newest run: no choice to take room
         st.selectbox("Run", list(labels), key=RUN, on_change=_pick_run,
                      format_func=labels.__getitem__, label_visibility="collapsed")
     try:
-        run = runs.get_run(selected)  # it may have been deleted a moment ago
-        status = run.status()
+        snap = live_runs.snapshot(selected)  # it may have been deleted a moment ago
     except CnnError as error:
         common.show_error(error)
         return
-    if status.get("state") in runs.ACTIVE_STATES:
-        run_view.live(run.id, status["state"], big)
+    if snap.state in runs.ACTIVE_STATES:
+        run_view.live(snap, big)
     else:
-        run_view.show(run, status, big)
+        run_view.show(snap, big)
 
 
 big = visitor.flag("presenter")
@@ -96,13 +106,12 @@ for problem in link_problems:
     common.show_error(problem)
 described = planned_network.describe(info)
 active = runs.active_runs()
-common.watch_runs(bool(active))
 warm_workers.ensure(runs.runs_dir())  # so that the next Start shows its first point at once
 
 if big:
     # The presenter view: the run that trains (or the newest), its curves first; the form
     # and the Start bar stay in the ordinary view.
-    training_tab(active, big)
+    training_tab(big)
     st.button("Leave the presenter view", key="train_leave_presenter", type="tertiary",
               icon=":material/close_fullscreen:",
               on_click=lambda: visitor.set_view("presenter", None))
@@ -138,7 +147,7 @@ if who is not None and who.in_charge:
 # `default`: a changed default would reset the tabs when the run ends.)
 st.session_state.setdefault(TAB, TRAINING_TAB if active or big else SETTINGS_TAB)
 if "settings" in hidden:
-    training_tab(active, big)
+    training_tab(big)
 else:
     tabs = [TRAINING_TAB, SETTINGS_TAB] if big else [SETTINGS_TAB, TRAINING_TAB]
     first, second = st.tabs(tabs, key=TAB, on_change="rerun")
@@ -146,5 +155,5 @@ else:
     with settings_tab:
         train_form.settings(info, names, described)
     with run_tab:
-        training_tab(active, big)
+        training_tab(big)
 form_state.write_link(described.requested)
