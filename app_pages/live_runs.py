@@ -143,13 +143,14 @@ def watching(run_id: str, browser: str) -> None:
         seen.setdefault(run_id, {})[browser] = time.monotonic()
 
 
-def watchers(run_id: str) -> int:
-    """How many browsers looked at the run `run_id` in the last WATCHING_S."""
+def watchers(run_id: str, within: float = WATCHING_S) -> int:
+    """How many browsers looked at the run `run_id` in the last `within` seconds (those
+    that looked longer ago are forgotten)."""
     seen, lock = _watching()
     now = time.monotonic()
     with lock:
         for run in list(seen):
-            fresh = {b: t for b, t in seen[run].items() if now - t < WATCHING_S}
+            fresh = {b: t for b, t in seen[run].items() if now - t < within}
             if fresh:
                 seen[run] = fresh
             else:

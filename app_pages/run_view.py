@@ -155,10 +155,12 @@ def _class_names(params) -> list[str] | None:
 
 
 def _phase(snap: Snapshot) -> tuple:
-    """What the page (not only its live part) shows of a run: its state, and once it
-    trains, the worker's message (training, paused, testing…). Before the first batch the
-    message (loading, downloading: 12.3 MB…) changes often and is shown live instead."""
-    return snap.state, snap.status.get("message") if snap.progress else None
+    """What the page (not only its live part) shows of a run: its state (queued, starting,
+    training, paused…), and once it trains, the worker's message (training, testing…).
+    Before the first batch the message (loading, downloading: 12.3 MB…) changes often and
+    is shown live instead."""
+    return (snap.state, snap.waiting[0] if snap.waiting else None,
+            snap.status.get("message") if snap.progress else None)
 
 
 def _header(snap: Snapshot) -> None:
