@@ -13,6 +13,7 @@ common.init_state()  # reads the link: who this is, and how they see the app
 presenter = visitor.flag("presenter")
 st.set_page_config(page_title="CNN Playground", page_icon="🧠", layout="wide",
                    initial_sidebar_state="collapsed" if presenter else "auto")
+common.page_style()
 if presenter:
     classroom_ui.presenter_style()
 classroom_ui.who_line(visitor.person())

@@ -205,6 +205,22 @@ _watch_slow = st.fragment(run_every=2.0)(_look_again)
 
 
 # --- page furniture ----------------------------------------------------------------------
+# On a phone, a row of choices (presets, a dataset's classes, the leaderboard's knobs) wraps
+# onto a second line instead of hiding its last choices past the screen's edge.
+NARROW_SCREEN_CSS = """
+<style>
+@media (max-width: 640px) {
+  [data-testid="stButtonGroup"] [role="radiogroup"] { flex-wrap: wrap; row-gap: 0.4rem; }
+}
+</style>
+"""
+
+
+def page_style() -> None:
+    """What every page looks like beyond Streamlit's theme (the config's [theme])."""
+    st.html(NARROW_SCREEN_CSS)
+
+
 def require(condition: bool, message: str, page: str, label: str, icon: str = "👉") -> None:
     """Guard at the top of a page: explain what is missing, link to where to get it, stop."""
     if not condition:

@@ -28,7 +28,8 @@ from cnn.store import JsonLinesReader
 # about FRESH_S + 1 s.
 FRESH_S = 0.9
 METRICS = ("loss", "accuracy")
-# Above this many browsers watching one run, they redraw its curves every 1.5 s, not 1 s.
+# Above this many browsers watching one run (a crowd), they redraw its curves every 1.5 s,
+# not 1 s; a crowd has left when at most half as many remain.
 MANY_WATCHERS = 10
 WATCHING_S = 5.0  # a browser that has not looked for this long no longer counts
 
@@ -156,3 +157,15 @@ def watchers(run_id: str, within: float = WATCHING_S) -> int:
             else:
                 del seen[run]
         return len(seen.get(run_id, ()))
+
+
+def is_crowd(run_id: str) -> bool:
+    """Whether a crowd watches the run `run_id` (more than MANY_WATCHERS browsers)."""
+    return watchers(run_id) > MANY_WATCHERS
+
+
+def crowd_changed(run_id: str, crowd: bool) -> bool:
+    """Whether a page drawn for a crowd (or not) should now be drawn the other way; with a
+    margin, so that a number of watchers near the limit does not flip it back and forth."""
+    count = watchers(run_id)
+    return count <= MANY_WATCHERS // 2 if crowd else count > MANY_WATCHERS

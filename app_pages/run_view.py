@@ -238,9 +238,9 @@ def live(snap: Snapshot, big: bool = False) -> None:
     _header(snap)
     if not big:
         _stopping_and_controls(snap)
-    crowd = live_runs.watchers(snap.run.id) > live_runs.MANY_WATCHERS
+    crowd = live_runs.is_crowd(snap.run.id)
     (_live_part_for_a_crowd if crowd else _live_part_every_second)(
-        snap.run.id, _phase(snap), big)
+        snap.run.id, _phase(snap), big, crowd)
     if big:  # the presenter view: the curves first, above the fold
         _stopping_and_controls(snap)
     _inside(snap, big)
@@ -253,21 +253,23 @@ def _stopping_and_controls(snap: Snapshot) -> None:
     _controls(snap)
 
 
-def _live_part(run_id: str, shown_phase: tuple, big: bool) -> None:
-    """The progress and the curves, redrawn every second (1.5 s while more than
-    live_runs.MANY_WATCHERS browsers watch: thirty at 1 s took a third of a core from the
-    training), from the snapshot all browsers share. This is also the page's look for runs
-    started, ended or deleted anywhere."""
+def _live_part(run_id: str, shown_phase: tuple, big: bool, crowd: bool) -> None:
+    """The progress and the curves, redrawn every second (1.5 s for a crowd: thirty
+    browsers at 1 s took a third of a core from the training), from the snapshot all
+    browsers share. This is also the page's look for runs started, ended or deleted
+    anywhere."""
     try:
         snap = snapshot(run_id)
     except CnnError as error:
         common.show_error(error)
         return
-    if _phase(snap) != shown_phase or common.runs_changed():
-        # A new state (started, paused, stopping, ended) or another run: redraw the whole
-        # page once, so the run list, the badge and the controls say it too.
-        st.rerun(scope="app")
     live_runs.watching(run_id, common.browser_id())
+    if _phase(snap) != shown_phase or common.runs_changed() or \
+            live_runs.crowd_changed(run_id, crowd):
+        # A new state (started, paused, stopping, ended), another run, or a crowd that
+        # formed or left: redraw the whole page once, so the run list, the badge and the
+        # controls say it too (and the timer suits the crowd).
+        st.rerun(scope="app")
     _progress(snap)
     if snap.records:
         _charts(snap, big)

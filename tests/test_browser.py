@@ -249,3 +249,24 @@ def test_train_watch_evaluate_and_classify_a_tiny_digits_run(page, app, tmp_path
     expect(page.get_by_text("Nothing is training right now.")).to_be_visible()
     assert_clean(page, app)
     shot(page, "home-after")
+
+
+def test_on_a_phone_every_preset_is_on_the_screen(browser, app):
+    """At a phone's width the row of presets wraps instead of running past the screen's
+    edge (where the last preset could be neither seen nor tapped)."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        open_page(page, app, "Train")
+        presets = page.get_by_role("radiogroup", name="Preset")
+        expect(presets).to_be_visible()
+        names = ["Tutorial", "Fast", "Efficient", "Strong", "Drawings"]
+        for name in names:
+            box = presets.get_by_role("radio", name=name).bounding_box()
+            assert box and 0 <= box["x"] and box["x"] + box["width"] <= 390, (name, box)
+        page.get_by_role("radio", name="Drawings").click()
+        expect(page.get_by_text(re.compile(r"^For drawings \(digits"))).to_be_visible()
+        assert_clean(page, app)
+    finally:
+        context.close()

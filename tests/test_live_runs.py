@@ -29,6 +29,12 @@ def _write(run, *records):
             f.write(json.dumps(record) + "\n")
 
 
+def _decoded(arrow: bytes) -> pd.DataFrame:
+    """Arrow IPC bytes back into a DataFrame, categories as plain text."""
+    data = pa.ipc.open_stream(arrow).read_all().to_pandas()
+    return data.astype({c: object for c in data.columns if data[c].dtype == "category"})
+
+
 def _batch(step, loss, accuracy):
     return {**BATCH, "step": step, "batch": step, "loss": loss, "accuracy": accuracy,
             "elapsed": step / 10}
@@ -49,8 +55,8 @@ def test_a_snapshot_holds_what_the_pages_show_and_sees_a_new_state_at_once():
         # The charts' data, made once for every browser, is the curves' data as Arrow.
         for metric in ("loss", "accuracy"):
             expected = curves.training_curves(run.metrics(), metric, 8)
-            sent = pa.ipc.open_stream(snap.curves[metric]).read_all().to_pandas()
-            pd.testing.assert_frame_equal(sent, expected, check_dtype=False)
+            pd.testing.assert_frame_equal(_decoded(snap.curves[metric]), expected,
+                                          check_dtype=False)
         spec = snap.chart("loss", big=False, height=340)
         assert spec["datasets"] == {"points": snap.curves["loss"]}
         # A new state is seen at once (each status write is a new version), not a second
@@ -75,17 +81,28 @@ def test_browsers_watching_a_run_are_counted_while_they_look():
         live_runs.watching(run_id, browser)
     assert live_runs.watchers(run_id) == 3
     assert live_runs.watchers("another-run") == 0
+    assert not live_runs.is_crowd(run_id)
+    for browser in range(live_runs.MANY_WATCHERS - 2):
+        live_runs.watching(run_id, f"class-{browser}")
+    assert live_runs.watchers(run_id) == live_runs.MANY_WATCHERS + 1
+    assert live_runs.is_crowd(run_id)  # they see its curves every 1.5 s, not 1 s
+    assert live_runs.crowd_changed(run_id, crowd=False)
+    assert not live_runs.crowd_changed(run_id, crowd=True)
     # Those that stopped looking (here: all, with no time allowed) no longer count.
     assert live_runs.watchers(run_id, within=0.0) == 0
     assert live_runs.watchers(run_id) == 0
+    assert live_runs.crowd_changed(run_id, crowd=True)  # the crowd has left
 
 
 def test_arrow_bytes_are_the_data_as_streamlit_sends_it():
     data = pd.DataFrame({"epoch": [0.0, 0.5, 1.0], "value": [2.3, 1.1, 0.7],
                          "split": ["Training"] * 3, "kind": ["before training",
                                                             "recent batches", "whole epoch"]})
-    back = pa.ipc.open_stream(charts.arrow_bytes(data)).read_all().to_pandas()
-    pd.testing.assert_frame_equal(back, data, check_dtype=False)
+    stream = pa.ipc.open_stream(charts.arrow_bytes(data))
+    # The text columns go as categories (each value once, then small numbers).
+    assert pa.types.is_dictionary(stream.schema.field("kind").type)
+    pd.testing.assert_frame_equal(_decoded(charts.arrow_bytes(data)), data,
+                                  check_dtype=False)
 
 
 def test_script_runs_leave_the_keras_session_alone():
