@@ -45,11 +45,11 @@ def now_running(active: list[str]) -> None:
     st.page_link(common.TRAIN, label="Watch it on the Train page", icon="🏋️")
 
 
-# While something trains, its progress is redrawn every 1.5 s from the snapshot all
-# browsers share, and this is also the page's look for runs starting or ending anywhere
-# (one timer per browser, not two); when nothing trains, the page only looks (cheaply) for
-# a run starting.
-@st.fragment(run_every=1.5)
+# While something trains, its progress is redrawn every 2 s from the snapshot all browsers
+# share, and this is also the page's look for runs starting or ending anywhere (one timer
+# per browser, not two); when nothing trains, the page only looks (cheaply) for a run
+# starting.
+@st.fragment(run_every=2.0)
 def live_now_running(active: list[str]) -> None:
     if common.runs_changed():
         st.rerun(scope="app")

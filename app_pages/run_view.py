@@ -202,17 +202,23 @@ def _inside(snap: Snapshot, big: bool) -> None:
         with st.expander("Inside the network, as it learns", icon=":material/biotech:",
                          expanded=active and not big):
             if active:
-                _live_inside(str(snap.run.inside_path), _class_names(snap.params))
+                live_inside = (_live_inside_for_a_crowd if live_runs.is_crowd(snap.run.id)
+                               else _live_inside)
+                live_inside(str(snap.run.inside_path), _class_names(snap.params))
             else:
                 inside_live.live_snapshot_panel(snap.run.inside_path,
                                                 _class_names(snap.params))
 
 
-@st.fragment(run_every=5.0)
-def _live_inside(path: str, class_names: list[str] | None) -> None:
-    """The newest per-epoch snapshot of the filters and maps: a look every 5 s (an epoch
-    takes seconds to minutes; each look redraws a dozen pictures and captions)."""
+def _live_inside_panel(path: str, class_names: list[str] | None) -> None:
+    """The newest per-epoch snapshot of the filters and maps: a look every 5 s, 10 s for a
+    crowd (an epoch takes seconds to minutes; each look redraws a dozen pictures and
+    captions, as many elements as the curves' every second)."""
     inside_live.live_snapshot_panel(path, class_names)
+
+
+_live_inside = st.fragment(run_every=5.0)(_live_inside_panel)
+_live_inside_for_a_crowd = st.fragment(run_every=10.0)(_live_inside_panel)
 
 
 def show(snap: Snapshot, big: bool = False) -> None:
