@@ -194,31 +194,24 @@ def _progress(snap: Snapshot) -> None:
     st.progress(fraction, text=text)
 
 
-def _inside(snap: Snapshot, big: bool) -> None:
+def _inside(snap: Snapshot, big: bool, crowd: bool = False) -> None:
     """The first filters and one image's maps, as of the newest epoch: while the run trains
     (its first snapshot comes when training begins), or as they ended."""
     active = snap.state in runs.ACTIVE_STATES
     if active or snap.run.inside_path.exists():
         with st.expander("Inside the network, as it learns", icon=":material/biotech:",
                          expanded=active and not big):
+            panel = inside_live.live_snapshot_panel
             if active:
-                live_inside = (_live_inside_for_a_crowd if live_runs.is_crowd(snap.run.id)
-                               else _live_inside)
-                live_inside(str(snap.run.inside_path), _class_names(snap.params))
-            else:
-                inside_live.live_snapshot_panel(snap.run.inside_path,
-                                                _class_names(snap.params))
+                panel = _live_inside_for_a_crowd if crowd else _live_inside
+            panel(snap.run.inside_path, _class_names(snap.params))
 
 
-def _live_inside_panel(path: str, class_names: list[str] | None) -> None:
-    """The newest per-epoch snapshot of the filters and maps: a look every 5 s, 10 s for a
-    crowd (an epoch takes seconds to minutes; each look redraws a dozen pictures and
-    captions, as many elements as the curves' every second)."""
-    inside_live.live_snapshot_panel(path, class_names)
-
-
-_live_inside = st.fragment(run_every=5.0)(_live_inside_panel)
-_live_inside_for_a_crowd = st.fragment(run_every=10.0)(_live_inside_panel)
+# While the run trains, a look at its newest snapshot every 5 s, 10 s for a crowd (an epoch
+# takes seconds to minutes; each look redraws a dozen pictures and captions, as many
+# elements as the curves' every second).
+_live_inside = st.fragment(run_every=5.0)(inside_live.live_snapshot_panel)
+_live_inside_for_a_crowd = st.fragment(run_every=10.0)(inside_live.live_snapshot_panel)
 
 
 def show(snap: Snapshot, big: bool = False) -> None:
@@ -249,7 +242,7 @@ def live(snap: Snapshot, big: bool = False) -> None:
         snap.run.id, _phase(snap), big, crowd)
     if big:  # the presenter view: the curves first, above the fold
         _stopping_and_controls(snap)
-    _inside(snap, big)
+    _inside(snap, big, crowd)
 
 
 def _stopping_and_controls(snap: Snapshot) -> None:

@@ -7,9 +7,9 @@ import re
 import keras
 import pandas as pd
 import pyarrow as pa
+import support
 from streamlit.testing.v1 import AppTest
 
-import support
 from app_pages import charts, live_runs
 from cnn import curves, runs
 from cnn.presets import preset
@@ -25,8 +25,7 @@ def _tiny():
 
 def _write(run, *records):
     with open(run.metrics_path, "a") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
+        f.writelines(json.dumps(record) + "\n" for record in records)
 
 
 def _decoded(arrow: bytes) -> pd.DataFrame:
